@@ -1,0 +1,1 @@
+//! Benchmarks live in `benches/`; the peer harness in `peers/`.

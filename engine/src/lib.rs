@@ -1,0 +1,1 @@
+//! strata's engine: the thread-per-core runtime, shards, tenants and limits.

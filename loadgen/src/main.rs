@@ -1,0 +1,2 @@
+//! strata-loadgen.
+fn main() {}

@@ -1,0 +1,4 @@
+//! strata's edges: the HTTP server and its routes, the remote-write and remote-read codecs
+//! (protobuf + snappy), and the Prometheus JSON encoding.
+
+pub mod remote_write;

@@ -1,0 +1,1 @@
+//! Bit stream writer and reader used by the XOR encoding.

@@ -1,0 +1,1 @@
+//! The XOR chunk encoding (Prometheus encoding 1).

@@ -1,0 +1,1 @@
+//! The head: series of one tenant on one shard.
