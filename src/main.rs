@@ -1,2 +1,157 @@
-//! The strata binary.
-fn main() {}
+//! The strata binary: reads the configuration, starts one shard per core and serves until
+//! SIGINT or SIGTERM.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+
+use clap::Parser;
+use strata_engine::instance::Instance;
+use strata_engine::limits::TenantRegistry;
+use strata_engine::metrics::Metrics;
+use strata_engine::rt::{Driver, Runtime, RuntimeOptions};
+use strata_engine::shard::{Shard, ShardMsg, serve_inbox};
+use strata_net::api::{ApiConfig, App};
+use strata_storage::head::HeadOptions;
+use tracing::{error, info};
+
+use crate::config::{Config, Target};
+
+/// Multi-tenant, horizontally scalable long-term storage for Prometheus, compatible with Cortex.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (YAML, Cortex's key names). Without it, the embedded defaults.
+    #[arg(long = "config.file", value_name = "FILE")]
+    config_file: Option<PathBuf>,
+    /// Roles to run (overrides `target` in the file).
+    #[arg(long, value_enum)]
+    target: Option<Target>,
+    /// Port to listen on (overrides `server.http_listen_port`; 0 picks a free port).
+    #[arg(long = "server.http-listen-port", value_name = "PORT")]
+    http_listen_port: Option<u16>,
+    /// I/O driver: `auto` (io_uring, or epoll where io_uring is unavailable) or `polling`
+    /// (always epoll).
+    #[arg(long = "runtime.io-driver", value_name = "DRIVER", default_value = "auto")]
+    io_driver: IoDriver,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum IoDriver {
+    Auto,
+    Polling,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut cfg = match &cli.config_file {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("strata: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(t) = cli.target {
+        cfg.target = t;
+    }
+    if let Some(p) = cli.http_listen_port {
+        cfg.server.http_listen_port = p;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.server.log_level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(&cfg, cli.io_driver) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, "strata failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
+    let Target::All = cfg.target;
+    let dir = &cfg.blocks_storage.tsdb.dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create blocks_storage.tsdb.dir {}: {e}", dir.display()))?;
+    let addr = cfg.server.listen_addr()?;
+    // Block SIGINT and SIGTERM before the shard threads start, so that they inherit the mask and
+    // only this thread receives them (in sigwait below).
+    let signals = block_termination_signals();
+
+    let metrics = Arc::new(Metrics::new());
+    let registry = Arc::new(TenantRegistry::new(cfg.limits.clone(), metrics.clone()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let api = ApiConfig {
+        auth_enabled: cfg.auth_enabled,
+        max_recv_msg_size: cfg.distributor.max_recv_msg_size,
+        name_validation_scheme: cfg.name_validation_scheme,
+    };
+    let scheme = cfg.name_validation_scheme;
+    let opts = RuntimeOptions {
+        shards: cfg.ingester.shards,
+        driver: match io_driver {
+            IoDriver::Auto => Driver::Auto,
+            IoDriver::Polling => Driver::Polling,
+        },
+        ..RuntimeOptions::default()
+    };
+    let shard_ready = ready.clone();
+    let rt = Runtime::start::<ShardMsg, _>(&opts, addr, move |env| {
+        let shard = Rc::new(RefCell::new(Shard::new(env.mesh.id(), HeadOptions::default(), scheme)));
+        let instance = Instance::new(shard.clone(), env.mesh.clone(), registry.clone(), metrics.clone());
+        let app = Rc::new(App::new(instance, api.clone(), shard_ready.clone()));
+        let started = started_tx.clone();
+        Box::pin(async move {
+            info!(shard = env.mesh.id(), driver = ?env.driver, "shard started");
+            compio::runtime::spawn(serve_inbox(shard, env.inbox)).detach();
+            let _ = started.send(());
+            strata_net::http::server::serve(env.listener, app).await;
+        })
+    })
+    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    for _ in 0..rt.shards() {
+        started_rx.recv().map_err(|_| "a shard stopped while starting".to_string())?;
+    }
+    ready.store(true, Ordering::Release);
+    info!(addr = %rt.addr(), target = ?cfg.target, "listening");
+    let sig = wait_for_signal(&signals);
+    info!(signal = sig, "shutting down");
+    Ok(())
+}
+
+fn block_termination_signals() -> libc::sigset_t {
+    // SAFETY: plain libc calls on a local, zero-initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut set);
+        libc::sigaddset(&raw mut set, libc::SIGINT);
+        libc::sigaddset(&raw mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig = 0;
+    // SAFETY: `set` is an initialised signal set; sigwait writes the signal number to `sig`.
+    unsafe {
+        libc::sigwait(set, &raw mut sig);
+    }
+    sig
+}

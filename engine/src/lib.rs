@@ -1,1 +1,11 @@
-//! strata's engine: the thread-per-core runtime, shards, tenants and limits.
+//! strata's engine: the thread-per-core runtime (`rt`), shards and their messages, the push
+//! path's distribution over shards (`instance`), tenants, limits and validation.
+
+pub mod config;
+pub mod instance;
+pub mod limits;
+pub mod metrics;
+pub mod rt;
+pub mod shard;
+pub mod tenant;
+pub mod validation;

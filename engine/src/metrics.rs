@@ -1,0 +1,124 @@
+//! strata's own metrics (exposed on `/metrics` with prometheus-client).
+//!
+//! Counters touched on the push path are resolved once per tenant and kept in the tenant's shared
+//! state, so a push increments atomics and never takes the families' locks.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UserLabels {
+    pub user: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DiscardLabels {
+    pub user: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status_code: String,
+}
+
+/// Counters of one tenant, resolved once.
+#[derive(Clone, Debug, Default)]
+pub struct TenantCounters {
+    pub received_samples: Counter,
+    pub received_metadata: Counter,
+    pub received_exemplars: Counter,
+}
+
+/// All of strata's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    pub registry: Registry,
+    received_samples: Family<UserLabels, Counter>,
+    received_metadata: Family<UserLabels, Counter>,
+    received_exemplars: Family<UserLabels, Counter>,
+    pub discarded_samples: Family<DiscardLabels, Counter>,
+    pub push_requests: Family<StatusLabels, Counter>,
+    pub memory_series: Gauge,
+    pub memory_users: Gauge,
+    pub head_memory_bytes: Gauge,
+    pub shards: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("strata");
+        let m = Metrics {
+            received_samples: Family::default(),
+            received_metadata: Family::default(),
+            received_exemplars: Family::default(),
+            discarded_samples: Family::default(),
+            push_requests: Family::default(),
+            memory_series: Gauge::default(),
+            memory_users: Gauge::default(),
+            head_memory_bytes: Gauge::default(),
+            shards: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "distributor_received_samples",
+            "Samples received and accepted by the distributor, per tenant",
+            m.received_samples.clone(),
+        );
+        registry.register(
+            "distributor_received_metadata",
+            "Metadata entries received per tenant (accepted, not stored yet)",
+            m.received_metadata.clone(),
+        );
+        registry.register(
+            "distributor_received_exemplars",
+            "Exemplars received per tenant (accepted, not stored yet)",
+            m.received_exemplars.clone(),
+        );
+        registry.register(
+            "discarded_samples",
+            "Samples discarded, per tenant and reason",
+            m.discarded_samples.clone(),
+        );
+        registry.register(
+            "distributor_push_requests",
+            "Remote-write requests answered, by status code",
+            m.push_requests.clone(),
+        );
+        registry.register("ingester_memory_series", "Series in memory", m.memory_series.clone());
+        registry.register("ingester_memory_users", "Tenants with series in memory", m.memory_users.clone());
+        registry.register(
+            "ingester_head_memory_bytes",
+            "Approximate bytes held by the heads (series, postings, symbols, chunks)",
+            m.head_memory_bytes.clone(),
+        );
+        registry.register("shards", "Shards (one executor thread each)", m.shards.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Resolves one tenant's counters (takes the families' locks; call once per tenant).
+    pub fn tenant(&self, user: &str) -> TenantCounters {
+        let l = UserLabels { user: user.to_owned() };
+        TenantCounters {
+            received_samples: self.received_samples.get_or_create(&l).clone(),
+            received_metadata: self.received_metadata.get_or_create(&l).clone(),
+            received_exemplars: self.received_exemplars.get_or_create(&l).clone(),
+        }
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

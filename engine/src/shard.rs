@@ -1,0 +1,160 @@
+//! A shard: the series it owns (one head per tenant) and the loop that serves its inbox.
+//!
+//! The shard's state lives on its thread only (`Rc<RefCell<Shard>>`); handlers are synchronous
+//! and never hold a borrow across an `.await`, so the local push path and the inbox loop can share
+//! it without locks. One file per request kind: `handle_push.rs`, `handle_select.rs`.
+
+mod handle_push;
+mod handle_select;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures_channel::oneshot;
+use hashbrown::HashMap;
+use strata_storage::batch::WriteBatch;
+use strata_storage::head::{Head, HeadOptions};
+use strata_storage::labels::Labels;
+use strata_storage::matcher::Matcher;
+
+pub use handle_push::PushResult;
+pub use handle_select::{SelectKind, SelectResult, SeriesSamples};
+
+use crate::limits::{TenantRegistry, TenantShared};
+use crate::tenant::TenantId;
+use crate::validation::{NameValidationScheme, TimeWindow};
+
+/// A message between shards.
+pub enum ShardMsg {
+    /// Append the listed series of a shared batch.
+    Push(PushPart),
+    /// Answer a read over the shard's series of one tenant.
+    Select(SelectRequest),
+    /// Report the shard's statistics.
+    Stats(oneshot::Sender<ShardStats>),
+}
+
+/// The series of one request that a shard owns.
+pub struct PushPart {
+    pub tenant: Arc<TenantShared>,
+    pub batch: Arc<WriteBatch>,
+    /// Indexes into `batch.series`.
+    pub series: Vec<u32>,
+    pub window: TimeWindow,
+    pub reply: oneshot::Sender<PushResult>,
+}
+
+/// A read of one tenant's series.
+pub struct SelectRequest {
+    pub tenant: TenantId,
+    /// Series matching any of these matcher sets (all series when empty).
+    pub matchers: Arc<Vec<Vec<Matcher>>>,
+    pub mint: i64,
+    pub maxt: i64,
+    pub kind: SelectKind,
+    pub reply: oneshot::Sender<SelectResult>,
+}
+
+/// What a shard reports about itself.
+#[derive(Clone, Debug, Default)]
+pub struct ShardStats {
+    pub tenants: usize,
+    pub series: usize,
+    pub memory_bytes: usize,
+}
+
+/// One tenant's series on this shard.
+struct TenantHead {
+    shared: Arc<TenantShared>,
+    head: Head,
+}
+
+/// The state one shard owns.
+pub struct Shard {
+    id: usize,
+    tenants: HashMap<TenantId, TenantHead>,
+    head_options: HeadOptions,
+    scheme: NameValidationScheme,
+    /// Reused label scratch for new series (canonical label order, empty values dropped).
+    scratch: Vec<(Box<str>, Box<str>)>,
+}
+
+/// A shard's state, shared between its tasks on its own thread.
+pub type ShardRef = Rc<RefCell<Shard>>;
+
+impl Shard {
+    pub fn new(id: usize, head_options: HeadOptions, scheme: NameValidationScheme) -> Self {
+        Shard { id, tenants: HashMap::new(), head_options, scheme, scratch: Vec::new() }
+    }
+
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Handles one message from another shard.
+    pub fn handle(&mut self, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Push(part) => {
+                let result = self.handle_push(&part.tenant, &part.batch, &part.series, part.window);
+                drop(part.batch);
+                let _ = part.reply.send(result);
+            }
+            ShardMsg::Select(req) => {
+                let result = self.handle_select(&req.tenant, &req.matchers, req.mint, req.maxt, req.kind);
+                let _ = req.reply.send(result);
+            }
+            ShardMsg::Stats(reply) => {
+                let _ = reply.send(self.stats());
+            }
+        }
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        let mut s = ShardStats { tenants: self.tenants.len(), ..ShardStats::default() };
+        for t in self.tenants.values() {
+            s.series += t.head.num_series();
+            s.memory_bytes += t.head.memory_bytes();
+        }
+        s
+    }
+
+    fn tenant_head(&mut self, shared: &Arc<TenantShared>) -> &mut TenantHead {
+        if !self.tenants.contains_key(&shared.id) {
+            let head = Head::new(self.head_options.clone());
+            self.tenants.insert(shared.id.clone(), TenantHead { shared: shared.clone(), head });
+        }
+        self.tenants.get_mut(&shared.id).expect("inserted above")
+    }
+}
+
+/// Serves a shard's inbox until every sender is gone.
+pub async fn serve_inbox(shard: ShardRef, inbox: async_channel::Receiver<ShardMsg>) {
+    while let Ok(msg) = inbox.recv().await {
+        shard.borrow_mut().handle(msg);
+    }
+}
+
+/// Registry lookups cached per shard, so the registry's lock is taken once per tenant.
+#[derive(Default)]
+pub struct TenantCache {
+    map: RefCell<HashMap<TenantId, Arc<TenantShared>>>,
+}
+
+impl TenantCache {
+    pub fn get(&self, registry: &TenantRegistry, id: &TenantId) -> Arc<TenantShared> {
+        if let Some(t) = self.map.borrow().get(id) {
+            return t.clone();
+        }
+        let t = registry.get(id);
+        self.map.borrow_mut().insert(id.clone(), t.clone());
+        t
+    }
+}
+
+/// Sorts and deduplicates label sets merged from several shards.
+pub fn sort_dedup(mut v: Vec<Labels>) -> Vec<Labels> {
+    v.sort();
+    v.dedup();
+    v
+}
