@@ -80,6 +80,13 @@ impl ApiError {
         )
     }
 
+    /// The same error in Prometheus's JSON shape (for the query API routes).
+    #[must_use]
+    pub fn json(mut self) -> Self {
+        self.shape = Shape::Json;
+        self
+    }
+
     /// Renders the error.
     pub fn into_response(self) -> HttpResponse {
         match self.shape {

@@ -15,7 +15,7 @@ use super::{App, HttpResponse, json};
 const TRUNCATED: &str = "results truncated due to limit";
 
 pub async fn series(app: &App, req: Request<Incoming>) -> Result<HttpResponse, ApiError> {
-    let tenant = app.tenant(&req)?;
+    let tenant = app.tenant(&req).map_err(ApiError::json)?;
     let params = Params::read(req).await?;
     let selectors = params.all("match[]");
     if selectors.is_empty() {
@@ -56,7 +56,7 @@ async fn strings(
     req: Request<Incoming>,
     name: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = app.tenant(&req)?;
+    let tenant = app.tenant(&req).map_err(ApiError::json)?;
     let params = Params::read(req).await?;
     let matchers = parse_selectors(&params.all("match[]"))?;
     let (start, end) = params.time_range()?;

@@ -1,0 +1,220 @@
+//! Starts the real `strata` binary on a free port and talks to it over HTTP.
+#![allow(dead_code, clippy::missing_panics_doc)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use prost::Message;
+use strata_net::remote_write::proto;
+
+/// A running strata process; killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// Starts strata with `yaml` appended to a test base config (2 shards, port 0, data in a temp
+    /// dir) and the extra CLI `args`.
+    pub fn start(yaml: &str, args: &[&str]) -> Server {
+        let dir = std::env::temp_dir().join(format!(
+            "strata-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = format!(
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\ningester:\n  shards: 2\nblocks_storage:\n  tsdb:\n    dir: {}\n",
+            dir.join("tsdb").display()
+        );
+        config.push_str(yaml);
+        let cfg_path = dir.join("strata.yaml");
+        std::fs::write(&cfg_path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--config.file")
+            .arg(&cfg_path)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start strata");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut log = String::new();
+        let addr = loop {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("strata exited before listening:\n{log}");
+            };
+            log.push_str(&line);
+            log.push('\n');
+            if let Some(i) = line.find("addr=") {
+                if line.contains("listening") {
+                    break line[i + 5..].split_whitespace().next().unwrap().to_string();
+                }
+            }
+        };
+        // Keep draining the log so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr, dir }
+    }
+
+    /// Starts strata with `auth_enabled: true` and generous limits.
+    pub fn default_for_tests() -> Server {
+        Server::start("limits:\n  ingestion_rate: 1e9\n  ingestion_burst_size: 1000000000\n", &[])
+    }
+
+    /// Sends one HTTP/1.1 request; returns status, headers (lowercased names) and body.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let _ = s.write_all(body);
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        Response::parse(&raw)
+    }
+
+    /// Pushes a remote-write request (prost-encoded, snappy-compressed) for `tenant`.
+    pub fn push(&self, tenant: Option<&str>, req: &proto::WriteRequest) -> Response {
+        let body = snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap();
+        self.push_raw(tenant, &body)
+    }
+
+    pub fn push_raw(&self, tenant: Option<&str>, body: &[u8]) -> Response {
+        let mut h = vec![
+            ("Content-Encoding", "snappy"),
+            ("Content-Type", "application/x-protobuf"),
+            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        ];
+        if let Some(t) = tenant {
+            h.push(("X-Scope-OrgID", t));
+        }
+        self.request("POST", "/api/v1/push", &h, body)
+    }
+
+    /// Remote-reads the series matching `matchers` in [start, end].
+    pub fn read(&self, tenant: Option<&str>, matchers: Vec<proto::LabelMatcher>, start: i64, end: i64) -> Vec<proto::TimeSeries> {
+        let req = proto::ReadRequest {
+            queries: vec![proto::Query { start_timestamp_ms: start, end_timestamp_ms: end, matchers, hints: None }],
+            accepted_response_types: vec![],
+        };
+        let body = snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap();
+        let mut h = vec![("Content-Encoding", "snappy"), ("Content-Type", "application/x-protobuf")];
+        if let Some(t) = tenant {
+            h.push(("X-Scope-OrgID", t));
+        }
+        let r = self.request("POST", "/api/v1/read", &h, &body);
+        assert_eq!(r.status, 200, "remote read failed: {}", r.text());
+        let raw = snap::raw::Decoder::new().decompress_vec(&r.body).unwrap();
+        let resp = proto::ReadResponse::decode(raw.as_slice()).unwrap();
+        resp.results.into_iter().next().unwrap().timeseries
+    }
+
+    /// GETs a Prometheus API path and parses the JSON answer.
+    pub fn get_json(&self, tenant: Option<&str>, path: &str) -> (u16, serde_json::Value) {
+        let h: Vec<(&str, &str)> = tenant.map(|t| vec![("X-Scope-OrgID", t)]).unwrap_or_default();
+        let r = self.request("GET", path, &h, b"");
+        let v = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()));
+        (r.status, v)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn parse(raw: &[u8]) -> Response {
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no HTTP header end");
+        let head = std::str::from_utf8(&raw[..end]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let mut body = raw[end + 4..].to_vec();
+        if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+            body = dechunk(&body);
+        }
+        Response { status, headers, body }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(i) = b.windows(2).position(|w| w == b"\r\n") else { return out };
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + n]);
+        b = &b[i + 4 + n..];
+    }
+}
+
+/// A series with the given labels (sorted here) and samples.
+pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
+    let mut l: Vec<proto::Label> = labels
+        .iter()
+        .map(|(n, v)| proto::Label { name: (*n).into(), value: (*v).into() })
+        .collect();
+    l.sort_by(|a, b| a.name.cmp(&b.name));
+    proto::TimeSeries {
+        labels: l,
+        samples: samples.iter().map(|&(t, v)| proto::Sample { value: v, timestamp: t }).collect(),
+        exemplars: vec![],
+        histograms: vec![],
+    }
+}
+
+pub fn write(series: Vec<proto::TimeSeries>) -> proto::WriteRequest {
+    proto::WriteRequest { timeseries: series, metadata: vec![] }
+}
+
+pub fn eq(name: &str, value: &str) -> proto::LabelMatcher {
+    proto::LabelMatcher { r#type: 0, name: name.into(), value: value.into() }
+}
+
+pub fn re(name: &str, value: &str) -> proto::LabelMatcher {
+    proto::LabelMatcher { r#type: 2, name: name.into(), value: value.into() }
+}
+
+/// Now in ms.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
