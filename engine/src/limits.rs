@@ -50,15 +50,15 @@ impl Default for Limits {
             max_label_name_length: 1024,
             max_label_value_length: 2048,
             reject_old_samples: false,
-            reject_old_samples_max_age: Duration::from_secs(14 * 24 * 3600),
-            creation_grace_period: Duration::from_secs(600),
+            reject_old_samples_max_age: Duration::from_hours(14 * 24),
+            creation_grace_period: Duration::from_mins(10),
         }
     }
 }
 
 impl Limits {
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.ingestion_rate > 0.0) || !self.ingestion_rate.is_finite() {
+        if self.ingestion_rate.is_nan() || self.ingestion_rate <= 0.0 || self.ingestion_rate.is_infinite() {
             return Err(format!(
                 "limits.ingestion_rate must be a positive number, got {}",
                 self.ingestion_rate

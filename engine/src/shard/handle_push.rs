@@ -100,9 +100,10 @@ impl Shard {
                 continue;
             }
             let labels = batch.labels_of(i).filter(|(_, v)| !v.is_empty());
-            let sref = match head.lookup(entry.hash, labels.clone()) {
-                Some(s) => s,
-                None => {
+            let sref = if let Some(s) = head.lookup(entry.hash, labels.clone()) {
+                s
+            } else {
+                {
                     if let Err(msg) = validate_series(batch.labels_of(i), limits, scheme) {
                         res.discard(DiscardReason::Invalid, samples.len() as u64, || msg);
                         continue;
@@ -165,23 +166,23 @@ impl Shard {
 }
 
 /// A millisecond timestamp as RFC 3339 in UTC, e.g. `2024-01-02T03:04:05.678Z`.
-pub fn format_rfc3339_ms(t: i64) -> String {
-    let secs = t.div_euclid(1000);
-    let ms = t.rem_euclid(1000);
+pub fn format_rfc3339_ms(t_ms: i64) -> String {
+    let secs = t_ms.div_euclid(1000);
+    let millis = t_ms.rem_euclid(1000);
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let doe = shifted.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
         sod / 3600,
         sod % 3600 / 60,
         sod % 60

@@ -23,10 +23,13 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let mut sets = Vec::with_capacity(branches.len());
     for branch in branches {
         let mut set = Vec::with_capacity(branch.len() + 1);
-        if let Some(name) = &vs.name {
-            if !branch.iter().any(|m| m.name == METRIC_NAME) {
-                set.push(Matcher::new(MatchType::Equal, METRIC_NAME, name.as_str()).map_err(|e| bad(&e.to_string()))?);
-            }
+        if let Some(name) = &vs.name
+            && !branch.iter().any(|m| m.name == METRIC_NAME)
+        {
+            set.push(
+                Matcher::new(MatchType::Equal, METRIC_NAME, name.as_str())
+                    .map_err(|e| bad(&e.to_string()))?,
+            );
         }
         for m in branch {
             let t = match &m.op {

@@ -21,10 +21,10 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Result<HttpResponse, A
     let tenant = app.tenant(&req)?;
     check_headers(req.headers())?;
     let limit = app.config.max_recv_msg_size;
-    if let Some(len) = content_length(req.headers()) {
-        if len > limit {
-            return Err(too_large(len, limit));
-        }
+    if let Some(len) = content_length(req.headers())
+        && len > limit
+    {
+        return Err(too_large(len, limit));
     }
     let mut body = app.take_body_buf();
     let read = read_limited(req.into_body(), &mut body, limit).await;
@@ -98,12 +98,12 @@ fn check_headers(h: &HeaderMap) -> Result<(), ApiError> {
             )));
         }
         for p in parts {
-            if let Some(proto) = p.strip_prefix("proto=") {
-                if proto != "prometheus.WriteRequest" {
-                    return Err(ApiError::unsupported_media(format!(
-                        "unsupported remote write message {proto:?}: this receiver accepts prometheus.WriteRequest (remote write 1.0)"
-                    )));
-                }
+            if let Some(proto) = p.strip_prefix("proto=")
+                && proto != "prometheus.WriteRequest"
+            {
+                return Err(ApiError::unsupported_media(format!(
+                    "unsupported remote write message {proto:?}: this receiver accepts prometheus.WriteRequest (remote write 1.0)"
+                )));
             }
         }
     }

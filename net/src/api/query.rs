@@ -128,7 +128,7 @@ impl Serialize for LabelsJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(self.0.len()))?;
-        for l in self.0.iter() {
+        for l in self.0 {
             map.serialize_entry(&l.name, &l.value)?;
         }
         map.end()
