@@ -41,7 +41,9 @@ pub struct Metrics {
     received_metadata: Family<UserLabels, Counter>,
     received_exemplars: Family<UserLabels, Counter>,
     pub discarded_samples: Family<DiscardLabels, Counter>,
-    pub push_requests: Family<StatusLabels, Counter>,
+    push_requests: Family<StatusLabels, Counter>,
+    /// `push_requests` of the usual codes, resolved once (no lock or allocation per request).
+    push_by_code: Vec<(u16, Counter)>,
     pub memory_series: Gauge,
     pub memory_users: Gauge,
     pub head_memory_bytes: Gauge,
@@ -57,6 +59,7 @@ impl Metrics {
             received_exemplars: Family::default(),
             discarded_samples: Family::default(),
             push_requests: Family::default(),
+            push_by_code: Vec::new(),
             memory_series: Gauge::default(),
             memory_users: Gauge::default(),
             head_memory_bytes: Gauge::default(),
@@ -96,7 +99,28 @@ impl Metrics {
             m.head_memory_bytes.clone(),
         );
         registry.register("shards", "Shards (one executor thread each)", m.shards.clone());
-        Metrics { registry, ..m }
+        let push_by_code = [200, 204, 400, 401, 413, 415, 429, 500]
+            .into_iter()
+            .map(|c| {
+                let l = StatusLabels { status_code: c.to_string() };
+                (c, m.push_requests.get_or_create(&l).clone())
+            })
+            .collect();
+        Metrics { registry, push_by_code, ..m }
+    }
+
+    /// Counts one answered push.
+    pub fn push_request(&self, code: u16) {
+        match self.push_by_code.iter().find(|(c, _)| *c == code) {
+            Some((_, counter)) => {
+                counter.inc();
+            }
+            None => {
+                self.push_requests
+                    .get_or_create(&StatusLabels { status_code: code.to_string() })
+                    .inc();
+            }
+        };
     }
 
     /// Resolves one tenant's counters (takes the families' locks; call once per tenant).

@@ -67,13 +67,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Result<HttpResponse, A
         Ok(r) => r.status(),
         Err(e) => e.status,
     };
-    app.instance
-        .metrics()
-        .push_requests
-        .get_or_create(&strata_engine::metrics::StatusLabels {
-            status_code: code.as_u16().to_string(),
-        })
-        .inc();
+    app.instance.metrics().push_request(code.as_u16());
     status
 }
 
