@@ -90,7 +90,10 @@ impl ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("invalid configuration: {0}")]
@@ -103,8 +106,10 @@ impl Config {
         let cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_saphyr::from_str(text)
-                .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+                path: path.into(),
+                message: e.to_string(),
+            })?
         };
         cfg.validate()?;
         Ok(cfg)
@@ -112,8 +117,10 @@ impl Config {
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
         Config::from_yaml(&text, &p)
     }
 
@@ -121,9 +128,14 @@ impl Config {
         self.server.listen_addr().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
         if self.distributor.max_recv_msg_size == 0 {
-            return Err(ConfigError::Invalid("distributor.max_recv_msg_size must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "distributor.max_recv_msg_size must be positive".into(),
+            ));
         }
-        if !matches!(self.server.log_level.as_str(), "debug" | "info" | "warn" | "error") {
+        if !matches!(
+            self.server.log_level.as_str(),
+            "debug" | "info" | "warn" | "error"
+        ) {
             return Err(ConfigError::Invalid(format!(
                 "server.log_level: {:?} is not one of debug, info, warn, error",
                 self.server.log_level
@@ -162,7 +174,10 @@ mod tests {
         assert!(!cfg.auth_enabled);
         assert_eq!(cfg.server.http_listen_port, 1234);
         assert_eq!(cfg.limits.ingestion_rate, 1e6);
-        assert_eq!(cfg.limits.reject_old_samples_max_age, std::time::Duration::from_secs(3600));
+        assert_eq!(
+            cfg.limits.reject_old_samples_max_age,
+            std::time::Duration::from_secs(3600)
+        );
         assert_eq!(cfg.name_validation_scheme, NameValidationScheme::Legacy);
         assert!(Config::from_yaml("limits:\n  ingestion_rate: -1\n", "x.yaml").is_err());
     }

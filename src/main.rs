@@ -3,9 +3,9 @@
 
 mod config;
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +38,11 @@ struct Cli {
     http_listen_port: Option<u16>,
     /// I/O driver: `auto` (io_uring, or epoll where io_uring is unavailable) or `polling`
     /// (always epoll).
-    #[arg(long = "runtime.io-driver", value_name = "DRIVER", default_value = "auto")]
+    #[arg(
+        long = "runtime.io-driver",
+        value_name = "DRIVER",
+        default_value = "auto"
+    )]
     io_driver: IoDriver,
 }
 
@@ -86,8 +90,12 @@ fn main() -> ExitCode {
 fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
     let Target::All = cfg.target;
     let dir = &cfg.blocks_storage.tsdb.dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create blocks_storage.tsdb.dir {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!(
+            "cannot create blocks_storage.tsdb.dir {}: {e}",
+            dir.display()
+        )
+    })?;
     let addr = cfg.server.listen_addr()?;
     // Block SIGINT and SIGTERM before the shard threads start, so that they inherit the mask and
     // only this thread receives them (in sigwait below).
@@ -113,8 +121,17 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
     };
     let shard_ready = ready.clone();
     let rt = Runtime::start::<ShardMsg, _>(&opts, addr, move |env| {
-        let shard = Rc::new(RefCell::new(Shard::new(env.mesh.id(), HeadOptions::default(), scheme)));
-        let instance = Instance::new(shard.clone(), env.mesh.clone(), registry.clone(), metrics.clone());
+        let shard = Rc::new(RefCell::new(Shard::new(
+            env.mesh.id(),
+            HeadOptions::default(),
+            scheme,
+        )));
+        let instance = Instance::new(
+            shard.clone(),
+            env.mesh.clone(),
+            registry.clone(),
+            metrics.clone(),
+        );
         let app = Rc::new(App::new(instance, api.clone(), shard_ready.clone()));
         let started = started_tx.clone();
         Box::pin(async move {
@@ -126,7 +143,9 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     for _ in 0..rt.shards() {
-        started_rx.recv().map_err(|_| "a shard stopped while starting".to_string())?;
+        started_rx
+            .recv()
+            .map_err(|_| "a shard stopped while starting".to_string())?;
     }
     ready.store(true, Ordering::Release);
     info!(addr = %rt.addr(), target = ?cfg.target, "listening");

@@ -11,11 +11,23 @@ fn fleet(s: &Server, t: i64) {
     for host in 0..3 {
         for mode in ["idle", "user", "system"] {
             all.push(series(
-                &[("__name__", "node_cpu_seconds_total"), ("instance", &format!("h{host}")), ("job", "node"), ("mode", mode)],
+                &[
+                    ("__name__", "node_cpu_seconds_total"),
+                    ("instance", &format!("h{host}")),
+                    ("job", "node"),
+                    ("mode", mode),
+                ],
                 &[(t, 1.0)],
             ));
         }
-        all.push(series(&[("__name__", "up"), ("instance", &format!("h{host}")), ("job", "node")], &[(t + 60_000, 1.0)]));
+        all.push(series(
+            &[
+                ("__name__", "up"),
+                ("instance", &format!("h{host}")),
+                ("job", "node"),
+            ],
+            &[(t + 60_000, 1.0)],
+        ));
     }
     assert_eq!(s.push(Some("t"), &write(all)).status, 204);
 }
@@ -29,18 +41,33 @@ fn series_by_matchers_in_prometheus_shape() {
     assert_eq!(st, 200);
     assert_eq!(v["status"], "success");
     assert_eq!(v["data"].as_array().unwrap().len(), 3);
-    assert_eq!(v["data"][0], json!({"__name__": "up", "instance": "h0", "job": "node"}));
+    assert_eq!(
+        v["data"][0],
+        json!({"__name__": "up", "instance": "h0", "job": "node"})
+    );
     let q = "/prometheus/api/v1/series?match[]=node_cpu_seconds_total%7Bmode%3D~%22idle%7Cuser%22%2Cinstance%21%3D%22h1%22%7D";
     let (_, v) = s.get_json(Some("t"), q);
     assert_eq!(v["data"].as_array().unwrap().len(), 4);
     // Two match[]: the union.
-    let (_, v) = s.get_json(Some("t"), "/api/v1/series?match[]=up&match[]=%7Bmode%3D%22idle%22%7D");
+    let (_, v) = s.get_json(
+        Some("t"),
+        "/api/v1/series?match[]=up&match[]=%7Bmode%3D%22idle%22%7D",
+    );
     assert_eq!(v["data"].as_array().unwrap().len(), 6);
     // A time range that excludes the cpu samples but includes up's.
-    let (_, v) = s.get_json(Some("t"), &format!("/api/v1/series?match[]=%7Bjob%3D%22node%22%7D&start={}", (t + 30_000) / 1000));
+    let (_, v) = s.get_json(
+        Some("t"),
+        &format!(
+            "/api/v1/series?match[]=%7Bjob%3D%22node%22%7D&start={}",
+            (t + 30_000) / 1000
+        ),
+    );
     assert_eq!(v["data"].as_array().unwrap().len(), 3);
     // limit truncates and warns.
-    let (_, v) = s.get_json(Some("t"), "/api/v1/series?match[]=%7Bjob%3D%22node%22%7D&limit=2");
+    let (_, v) = s.get_json(
+        Some("t"),
+        "/api/v1/series?match[]=%7Bjob%3D%22node%22%7D&limit=2",
+    );
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     assert_eq!(v["warnings"], json!(["results truncated due to limit"]));
 }
@@ -57,7 +84,10 @@ fn labels_and_values() {
     assert_eq!(v["data"], json!(["idle", "system", "user"]));
     let (_, v) = s.get_json(Some("t"), "/api/v1/label/__name__/values");
     assert_eq!(v["data"], json!(["node_cpu_seconds_total", "up"]));
-    let (_, v) = s.get_json(Some("t"), "/api/v1/label/instance/values?match[]=%7Bmode%3D%22idle%22%7D&limit=2");
+    let (_, v) = s.get_json(
+        Some("t"),
+        "/api/v1/label/instance/values?match[]=%7Bmode%3D%22idle%22%7D&limit=2",
+    );
     assert_eq!(v["data"], json!(["h0", "h1"]));
     let (_, v) = s.get_json(Some("t"), "/api/v1/label/nonexistent/values");
     assert_eq!(v["data"], json!([]));
@@ -70,7 +100,10 @@ fn post_form_is_the_same_as_get() {
     let r = s.request(
         "POST",
         "/api/v1/series",
-        &[("X-Scope-OrgID", "t"), ("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("X-Scope-OrgID", "t"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
         b"match[]=up&match[]=%7Bmode%3D%22idle%22%7D",
     );
     assert_eq!(r.status, 200);
@@ -83,10 +116,22 @@ fn errors_are_bad_data() {
     let s = Server::default_for_tests();
     for (path, needle) in [
         ("/api/v1/series", "no match[] parameter provided"),
-        ("/api/v1/series?match[]=up%7B", "invalid parameter \\\"match[]\\\""),
-        ("/api/v1/series?match[]=%7Bjob%3D%22%22%7D", "non-empty matcher"),
-        ("/api/v1/series?match[]=up&start=yesterday", "invalid parameter \\\"start\\\""),
-        ("/api/v1/series?match[]=up&start=10&end=5", "end timestamp must not be before start time"),
+        (
+            "/api/v1/series?match[]=up%7B",
+            "invalid parameter \\\"match[]\\\"",
+        ),
+        (
+            "/api/v1/series?match[]=%7Bjob%3D%22%22%7D",
+            "non-empty matcher",
+        ),
+        (
+            "/api/v1/series?match[]=up&start=yesterday",
+            "invalid parameter \\\"start\\\"",
+        ),
+        (
+            "/api/v1/series?match[]=up&start=10&end=5",
+            "end timestamp must not be before start time",
+        ),
         ("/api/v1/labels?limit=-1", "invalid parameter \\\"limit\\\""),
         ("/api/v1/series?match[]=sum(up)", "invalid parameter"),
     ] {

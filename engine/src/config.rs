@@ -14,7 +14,9 @@ pub struct DistributorConfig {
 
 impl Default for DistributorConfig {
     fn default() -> Self {
-        DistributorConfig { max_recv_msg_size: 100 << 20 }
+        DistributorConfig {
+            max_recv_msg_size: 100 << 20,
+        }
     }
 }
 
@@ -43,6 +45,8 @@ pub struct TsdbConfig {
 
 impl Default for TsdbConfig {
     fn default() -> Self {
-        TsdbConfig { dir: PathBuf::from("./data/tsdb") }
+        TsdbConfig {
+            dir: PathBuf::from("./data/tsdb"),
+        }
     }
 }

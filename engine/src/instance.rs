@@ -33,7 +33,11 @@ pub enum PushError {
     #[error(
         "ingestion rate limit ({limit}) exceeded while adding {samples} samples and {metadata} metadata"
     )]
-    RateLimited { limit: f64, samples: u64, metadata: u64 },
+    RateLimited {
+        limit: f64,
+        samples: u64,
+        metadata: u64,
+    },
     /// A shard stopped (5xx: our failure).
     #[error("internal error: {0}")]
     Internal(String),
@@ -96,7 +100,11 @@ impl Instance {
 
     /// Appends a decoded request for `tenant`: checks the rate limit, hands every series to its
     /// owning shard, and waits until all of them have appended.
-    pub async fn push(&self, tenant: &TenantId, mut batch: WriteBatch) -> Result<PushResult, PushError> {
+    pub async fn push(
+        &self,
+        tenant: &TenantId,
+        mut batch: WriteBatch,
+    ) -> Result<PushResult, PushError> {
         let shared = self.tenants.get(&self.registry, tenant);
         let samples = batch.num_samples() as u64;
         let exemplars: u64 = batch.series.iter().map(|s| u64::from(s.exemplars)).sum();
@@ -143,7 +151,9 @@ impl Instance {
         let mut result = if parts[me].is_empty() {
             PushResult::default()
         } else {
-            self.shard.borrow_mut().handle_push(&shared, &batch, &parts[me], window)
+            self.shard
+                .borrow_mut()
+                .handle_push(&shared, &batch, &parts[me], window)
         };
         for rx in pending {
             match rx.await {
@@ -167,7 +177,10 @@ impl Instance {
         if n > 0 {
             self.metrics
                 .discarded_samples
-                .get_or_create(&DiscardLabels { user: tenant.to_string(), reason: reason.into() })
+                .get_or_create(&DiscardLabels {
+                    user: tenant.to_string(),
+                    reason: reason.into(),
+                })
                 .inc_by(n);
         }
     }
@@ -194,13 +207,23 @@ impl Instance {
                 kind: kind.clone(),
                 reply: tx,
             };
-            self.mesh.send(owner, ShardMsg::Select(req)).await.map_err(|e| ReadError(e.to_string()))?;
+            self.mesh
+                .send(owner, ShardMsg::Select(req))
+                .await
+                .map_err(|e| ReadError(e.to_string()))?;
             pending.push(rx);
         }
         let mut out =
-            vec![self.shard.borrow().handle_select(tenant, &matchers, mint, maxt, kind.clone())];
+            vec![
+                self.shard
+                    .borrow()
+                    .handle_select(tenant, &matchers, mint, maxt, kind.clone()),
+            ];
         for rx in pending {
-            out.push(rx.await.map_err(|_| ReadError("a shard dropped a read".into()))?);
+            out.push(
+                rx.await
+                    .map_err(|_| ReadError("a shard dropped a read".into()))?,
+            );
         }
         Ok(out)
     }
@@ -214,7 +237,10 @@ impl Instance {
         maxt: i64,
     ) -> Result<Vec<Labels>, ReadError> {
         let mut all = Vec::new();
-        for r in self.fan_out(tenant, matchers, mint, maxt, &SelectKind::Series).await? {
+        for r in self
+            .fan_out(tenant, matchers, mint, maxt, &SelectKind::Series)
+            .await?
+        {
             if let SelectResult::Series(v) = r {
                 all.extend(v);
             }
@@ -252,7 +278,10 @@ impl Instance {
         maxt: i64,
     ) -> Result<Vec<SeriesSamples>, ReadError> {
         let mut all = Vec::new();
-        for r in self.fan_out(tenant, vec![matchers], mint, maxt, &SelectKind::Samples).await? {
+        for r in self
+            .fan_out(tenant, vec![matchers], mint, maxt, &SelectKind::Samples)
+            .await?
+        {
             if let SelectResult::Samples(v) = r {
                 all.extend(v);
             }
@@ -267,19 +296,26 @@ impl Instance {
         let mut pending = Vec::new();
         for owner in (0..self.mesh.shards()).filter(|&s| s != me) {
             let (tx, rx) = oneshot::channel();
-            self.mesh.send(owner, ShardMsg::Stats(tx)).await.map_err(|e| ReadError(e.to_string()))?;
+            self.mesh
+                .send(owner, ShardMsg::Stats(tx))
+                .await
+                .map_err(|e| ReadError(e.to_string()))?;
             pending.push(rx);
         }
         let mut total = self.shard.borrow().stats();
         for rx in pending {
-            let s = rx.await.map_err(|_| ReadError("a shard dropped a stats request".into()))?;
+            let s = rx
+                .await
+                .map_err(|_| ReadError("a shard dropped a stats request".into()))?;
             total.series += s.series;
             total.memory_bytes += s.memory_bytes;
             total.tenants = total.tenants.max(s.tenants);
         }
         self.metrics.memory_series.set(total.series as i64);
         self.metrics.memory_users.set(total.tenants as i64);
-        self.metrics.head_memory_bytes.set(total.memory_bytes as i64);
+        self.metrics
+            .head_memory_bytes
+            .set(total.memory_bytes as i64);
         self.metrics.shards.set(self.mesh.shards() as i64);
         Ok(total)
     }
@@ -294,7 +330,10 @@ fn canonicalize_hashes(batch: &mut WriteBatch) {
     }
     for i in 0..batch.series.len() {
         let r = batch.series[i].labels.clone();
-        if !batch.labels[r.start as usize..r.end as usize].iter().any(|l| l.value_len == 0) {
+        if !batch.labels[r.start as usize..r.end as usize]
+            .iter()
+            .any(|l| l.value_len == 0)
+        {
             continue;
         }
         let mut h = LabelHasher::new();
@@ -307,5 +346,7 @@ fn canonicalize_hashes(batch: &mut WriteBatch) {
 
 /// The wall clock in milliseconds since the epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -58,7 +58,10 @@ impl Default for Limits {
 
 impl Limits {
     pub fn validate(&self) -> Result<(), String> {
-        if self.ingestion_rate.is_nan() || self.ingestion_rate <= 0.0 || self.ingestion_rate.is_infinite() {
+        if self.ingestion_rate.is_nan()
+            || self.ingestion_rate <= 0.0
+            || self.ingestion_rate.is_infinite()
+        {
             return Err(format!(
                 "limits.ingestion_rate must be a positive number, got {}",
                 self.ingestion_rate
@@ -154,15 +157,26 @@ pub struct TenantRegistry {
 
 impl TenantRegistry {
     pub fn new(defaults: Limits, metrics: Arc<Metrics>) -> Self {
-        TenantRegistry { defaults, metrics, tenants: RwLock::new(HashMap::new()) }
+        TenantRegistry {
+            defaults,
+            metrics,
+            tenants: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn get(&self, id: &TenantId) -> Arc<TenantShared> {
-        if let Some(t) = self.tenants.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(id)
+        if let Some(t) = self
+            .tenants
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
         {
             return t.clone();
         }
-        let mut w = self.tenants.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = self
+            .tenants
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         w.entry(id.clone())
             .or_insert_with(|| {
                 let limits = self.defaults.clone();
@@ -198,7 +212,10 @@ mod tests {
     #[test]
     fn series_limit_is_exact() {
         let reg = TenantRegistry::new(
-            Limits { max_global_series_per_user: 2, ..Limits::default() },
+            Limits {
+                max_global_series_per_user: 2,
+                ..Limits::default()
+            },
             Arc::new(Metrics::new()),
         );
         let t = reg.get(&TenantId::parse("a").unwrap());

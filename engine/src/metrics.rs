@@ -91,22 +91,40 @@ impl Metrics {
             "Remote-write requests answered, by status code",
             m.push_requests.clone(),
         );
-        registry.register("ingester_memory_series", "Series in memory", m.memory_series.clone());
-        registry.register("ingester_memory_users", "Tenants with series in memory", m.memory_users.clone());
+        registry.register(
+            "ingester_memory_series",
+            "Series in memory",
+            m.memory_series.clone(),
+        );
+        registry.register(
+            "ingester_memory_users",
+            "Tenants with series in memory",
+            m.memory_users.clone(),
+        );
         registry.register(
             "ingester_head_memory_bytes",
             "Approximate bytes held by the heads (series, postings, symbols, chunks)",
             m.head_memory_bytes.clone(),
         );
-        registry.register("shards", "Shards (one executor thread each)", m.shards.clone());
+        registry.register(
+            "shards",
+            "Shards (one executor thread each)",
+            m.shards.clone(),
+        );
         let push_by_code = [200, 204, 400, 401, 413, 415, 429, 500]
             .into_iter()
             .map(|c| {
-                let l = StatusLabels { status_code: c.to_string() };
+                let l = StatusLabels {
+                    status_code: c.to_string(),
+                };
                 (c, m.push_requests.get_or_create(&l).clone())
             })
             .collect();
-        Metrics { registry, push_by_code, ..m }
+        Metrics {
+            registry,
+            push_by_code,
+            ..m
+        }
     }
 
     /// Counts one answered push.
@@ -117,7 +135,9 @@ impl Metrics {
             }
             None => {
                 self.push_requests
-                    .get_or_create(&StatusLabels { status_code: code.to_string() })
+                    .get_or_create(&StatusLabels {
+                        status_code: code.to_string(),
+                    })
                     .inc();
             }
         };
@@ -125,7 +145,9 @@ impl Metrics {
 
     /// Resolves one tenant's counters (takes the families' locks; call once per tenant).
     pub fn tenant(&self, user: &str) -> TenantCounters {
-        let l = UserLabels { user: user.to_owned() };
+        let l = UserLabels {
+            user: user.to_owned(),
+        };
         TenantCounters {
             received_samples: self.received_samples.get_or_create(&l).clone(),
             received_metadata: self.received_metadata.get_or_create(&l).clone(),

@@ -49,7 +49,12 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { shards: 0, driver: Driver::Auto, pin: true, queue_capacity: 1024 }
+        RuntimeOptions {
+            shards: 0,
+            driver: Driver::Auto,
+            pin: true,
+            queue_capacity: 1024,
+        }
     }
 }
 
@@ -61,7 +66,10 @@ pub struct Mesh<M> {
 
 impl<M> Clone for Mesh<M> {
     fn clone(&self) -> Self {
-        Mesh { id: self.id, senders: self.senders.clone() }
+        Mesh {
+            id: self.id,
+            senders: self.senders.clone(),
+        }
     }
 }
 
@@ -82,7 +90,10 @@ impl<M> Mesh<M> {
 
     /// Sends `msg` to shard `to`, waiting while its inbox is full.
     pub async fn send(&self, to: usize, msg: M) -> Result<(), ShardStopped> {
-        self.senders[to].send(msg).await.map_err(|_| ShardStopped(to))
+        self.senders[to]
+            .send(msg)
+            .await
+            .map_err(|_| ShardStopped(to))
     }
 }
 
@@ -122,35 +133,56 @@ impl Runtime {
         F: Fn(ShardEnv<M>) -> ShardMain + Send + Sync + 'static,
     {
         let cores = available_cores();
-        let shards = if opts.shards == 0 { cores.len().max(1) } else { opts.shards };
+        let shards = if opts.shards == 0 {
+            cores.len().max(1)
+        } else {
+            opts.shards
+        };
         let listeners = bind_shared(addr, shards)?;
         let addr = listeners[0].local_addr()?;
-        let (senders, inboxes): (Vec<_>, Vec<_>) =
-            (0..shards).map(|_| async_channel::bounded(opts.queue_capacity.max(1))).unzip();
+        let (senders, inboxes): (Vec<_>, Vec<_>) = (0..shards)
+            .map(|_| async_channel::bounded(opts.queue_capacity.max(1)))
+            .unzip();
         let senders: Arc<[async_channel::Sender<M>]> = senders.into();
         let main = Arc::new(main);
         let mut threads = Vec::with_capacity(shards);
         for (id, (inbox, listener)) in inboxes.into_iter().zip(listeners).enumerate() {
-            let mesh = Mesh { id, senders: senders.clone() };
+            let mesh = Mesh {
+                id,
+                senders: senders.clone(),
+            };
             let main = main.clone();
-            let core = if opts.pin && !cores.is_empty() { Some(cores[id % cores.len()]) } else { None };
+            let core = if opts.pin && !cores.is_empty() {
+                Some(cores[id % cores.len()])
+            } else {
+                None
+            };
             let driver = opts.driver;
             let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
-            let thread = std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
-                let rt = match build_executor(driver, core) {
-                    Ok(rt) => {
-                        let _ = ready_tx.send(Ok(()));
-                        rt
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let env = ShardEnv { mesh, inbox, listener, driver: rt.driver_type() };
-                rt.block_on(main(env));
-            })?;
-            ready_rx.recv().map_err(|_| io::Error::other("shard thread died while starting"))??;
+            let thread = std::thread::Builder::new()
+                .name(format!("shard-{id}"))
+                .spawn(move || {
+                    let rt = match build_executor(driver, core) {
+                        Ok(rt) => {
+                            let _ = ready_tx.send(Ok(()));
+                            rt
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let env = ShardEnv {
+                        mesh,
+                        inbox,
+                        listener,
+                        driver: rt.driver_type(),
+                    };
+                    rt.block_on(main(env));
+                })?;
+            ready_rx
+                .recv()
+                .map_err(|_| io::Error::other("shard thread died while starting"))??;
             threads.push(thread);
         }
         Ok(Runtime { threads, addr })
@@ -190,7 +222,9 @@ fn available_cores() -> Vec<usize> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &raw mut set) != 0 {
             return (0..std::thread::available_parallelism().map_or(1, usize::from)).collect();
         }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
     }
 }
 
@@ -222,21 +256,30 @@ mod tests {
     #[test]
     fn shards_exchange_messages_on_both_drivers() {
         for driver in [Driver::Auto, Driver::Polling] {
-            let opts = RuntimeOptions { shards: 2, driver, pin: false, queue_capacity: 1 };
+            let opts = RuntimeOptions {
+                shards: 2,
+                driver,
+                pin: false,
+                queue_capacity: 1,
+            };
             let (done_tx, done_rx) = std::sync::mpsc::channel();
-            let rt = Runtime::start::<(usize, u64), _>(&opts, "127.0.0.1:0".parse().unwrap(), move |env| {
-                let done = done_tx.clone();
-                Box::pin(async move {
-                    let other = 1 - env.mesh.id();
-                    // More messages than the inbox holds: the sender must wait, not fail.
-                    for i in 0..100 {
-                        env.mesh.send(other, (env.mesh.id(), i)).await.unwrap();
-                        let (from, n) = env.inbox.recv().await.unwrap();
-                        assert_eq!((from, n), (other, i));
-                    }
-                    done.send((env.mesh.id(), env.driver)).unwrap();
-                })
-            })
+            let rt = Runtime::start::<(usize, u64), _>(
+                &opts,
+                "127.0.0.1:0".parse().unwrap(),
+                move |env| {
+                    let done = done_tx.clone();
+                    Box::pin(async move {
+                        let other = 1 - env.mesh.id();
+                        // More messages than the inbox holds: the sender must wait, not fail.
+                        for i in 0..100 {
+                            env.mesh.send(other, (env.mesh.id(), i)).await.unwrap();
+                            let (from, n) = env.inbox.recv().await.unwrap();
+                            assert_eq!((from, n), (other, i));
+                        }
+                        done.send((env.mesh.id(), env.driver)).unwrap();
+                    })
+                },
+            )
             .unwrap();
             assert_ne!(rt.addr().port(), 0);
             let mut seen = [done_rx.recv().unwrap(), done_rx.recv().unwrap()];

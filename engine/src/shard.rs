@@ -85,7 +85,13 @@ pub type ShardRef = Rc<RefCell<Shard>>;
 
 impl Shard {
     pub fn new(id: usize, head_options: HeadOptions, scheme: NameValidationScheme) -> Self {
-        Shard { id, tenants: HashMap::new(), head_options, scheme, scratch: Vec::new() }
+        Shard {
+            id,
+            tenants: HashMap::new(),
+            head_options,
+            scheme,
+            scratch: Vec::new(),
+        }
     }
 
     pub fn id(&self) -> usize {
@@ -101,7 +107,8 @@ impl Shard {
                 let _ = part.reply.send(result);
             }
             ShardMsg::Select(req) => {
-                let result = self.handle_select(&req.tenant, &req.matchers, req.mint, req.maxt, req.kind);
+                let result =
+                    self.handle_select(&req.tenant, &req.matchers, req.mint, req.maxt, req.kind);
                 let _ = req.reply.send(result);
             }
             ShardMsg::Stats(reply) => {
@@ -111,7 +118,10 @@ impl Shard {
     }
 
     pub fn stats(&self) -> ShardStats {
-        let mut s = ShardStats { tenants: self.tenants.len(), ..ShardStats::default() };
+        let mut s = ShardStats {
+            tenants: self.tenants.len(),
+            ..ShardStats::default()
+        };
         for t in self.tenants.values() {
             s.series += t.head.num_series();
             s.memory_bytes += t.head.memory_bytes();
@@ -122,7 +132,13 @@ impl Shard {
     fn tenant_head(&mut self, shared: &Arc<TenantShared>) -> &mut TenantHead {
         if !self.tenants.contains_key(&shared.id) {
             let head = Head::new(self.head_options.clone());
-            self.tenants.insert(shared.id.clone(), TenantHead { shared: shared.clone(), head });
+            self.tenants.insert(
+                shared.id.clone(),
+                TenantHead {
+                    shared: shared.clone(),
+                    head,
+                },
+            );
         }
         self.tenants.get_mut(&shared.id).expect("inserted above")
     }

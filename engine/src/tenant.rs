@@ -41,7 +41,10 @@ impl TenantId {
             return Err(TenantIdError::Federated);
         }
         if let Some(ch) = id.chars().find(|&c| !is_supported_char(c)) {
-            return Err(TenantIdError::UnsupportedChar { id: truncate(id, 64), ch });
+            return Err(TenantIdError::UnsupportedChar {
+                id: truncate(id, 64),
+                ch,
+            });
         }
         if id.len() > MAX_TENANT_ID_LEN {
             return Err(TenantIdError::TooLong);
@@ -97,11 +100,17 @@ mod tests {
         assert_eq!(TenantId::parse(""), Err(TenantIdError::Missing));
         assert_eq!(TenantId::parse("."), Err(TenantIdError::Unsafe));
         assert_eq!(TenantId::parse(".."), Err(TenantIdError::Unsafe));
-        assert_eq!(TenantId::parse(&"x".repeat(151)), Err(TenantIdError::TooLong));
+        assert_eq!(
+            TenantId::parse(&"x".repeat(151)),
+            Err(TenantIdError::TooLong)
+        );
         assert_eq!(TenantId::parse("a|b"), Err(TenantIdError::Federated));
         for bad in ["../etc", "a/b", "a b", "é", "a\\b", "a\0"] {
             assert!(
-                matches!(TenantId::parse(bad), Err(TenantIdError::UnsupportedChar { .. })),
+                matches!(
+                    TenantId::parse(bad),
+                    Err(TenantIdError::UnsupportedChar { .. })
+                ),
                 "{bad:?}"
             );
         }

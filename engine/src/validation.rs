@@ -29,7 +29,9 @@ impl NameValidationScheme {
             NameValidationScheme::Utf8 => !name.is_empty() && std::str::from_utf8(name).is_ok(),
             NameValidationScheme::Legacy => {
                 matches!(name.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_' || *c == b':')
-                    && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
+                    && name
+                        .iter()
+                        .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
             }
         }
     }
@@ -61,7 +63,10 @@ pub fn validate_series<'a>(
             format_series(labels)
         ));
     }
-    let Some(metric) = labels.clone().find(|(n, _)| *n == METRIC_NAME.as_bytes()).map(|l| l.1)
+    let Some(metric) = labels
+        .clone()
+        .find(|(n, _)| *n == METRIC_NAME.as_bytes())
+        .map(|l| l.1)
     else {
         return Err("sample missing metric name".into());
     };
@@ -74,7 +79,11 @@ pub fn validate_series<'a>(
     let mut prev: Option<&[u8]> = None;
     for (name, value) in labels {
         if !scheme.is_valid_label_name(name) {
-            return Err(format!("sample invalid label: {} metric {}", quote(name), quote(metric)));
+            return Err(format!(
+                "sample invalid label: {} metric {}",
+                quote(name),
+                quote(metric)
+            ));
         }
         if name.len() > limits.max_label_name_length {
             return Err(format!(
@@ -145,17 +154,27 @@ impl TimeWindow {
         labels: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
     ) -> Option<String> {
         if t < self.min_t {
-            return Some(format!("timestamp too old: {t} metric: {}", metric_of(labels)));
+            return Some(format!(
+                "timestamp too old: {t} metric: {}",
+                metric_of(labels)
+            ));
         }
         if t > self.max_t {
-            return Some(format!("timestamp too new: {t} metric: {}", metric_of(labels)));
+            return Some(format!(
+                "timestamp too new: {t} metric: {}",
+                metric_of(labels)
+            ));
         }
         None
     }
 }
 
 fn metric_of<'a>(mut labels: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> String {
-    quote(labels.find(|(n, _)| *n == METRIC_NAME.as_bytes()).map_or(&b""[..], |l| l.1))
+    quote(
+        labels
+            .find(|(n, _)| *n == METRIC_NAME.as_bytes())
+            .map_or(&b""[..], |l| l.1),
+    )
 }
 
 /// Go's `%.200q`: the first 200 characters, quoted and escaped.
@@ -178,7 +197,12 @@ pub fn format_series<'a>(labels: impl Iterator<Item = (&'a [u8], &'a [u8])> + Cl
             out.push_str(", ");
         }
         first = false;
-        let _ = write!(out, "{}={:?}", String::from_utf8_lossy(n), String::from_utf8_lossy(v));
+        let _ = write!(
+            out,
+            "{}={:?}",
+            String::from_utf8_lossy(n),
+            String::from_utf8_lossy(v)
+        );
     }
     out.push('}');
     out
@@ -199,14 +223,33 @@ mod tests {
     #[test]
     fn rules_and_messages() {
         assert!(v(&[("__name__", "up"), ("job", "x")]).is_ok());
-        assert_eq!(v(&[("job", "x")]).unwrap_err(), "sample missing metric name");
-        assert!(v(&[("__name__", "up"), ("b", "1"), ("a", "2")]).unwrap_err().starts_with("labels not sorted"));
-        assert!(v(&[("__name__", "up"), ("a", "1"), ("a", "2")]).unwrap_err().starts_with("duplicate label name"));
-        assert!(v(&[("", "x"), ("__name__", "up")]).unwrap_err().starts_with("sample invalid label"));
+        assert_eq!(
+            v(&[("job", "x")]).unwrap_err(),
+            "sample missing metric name"
+        );
+        assert!(
+            v(&[("__name__", "up"), ("b", "1"), ("a", "2")])
+                .unwrap_err()
+                .starts_with("labels not sorted")
+        );
+        assert!(
+            v(&[("__name__", "up"), ("a", "1"), ("a", "2")])
+                .unwrap_err()
+                .starts_with("duplicate label name")
+        );
+        assert!(
+            v(&[("", "x"), ("__name__", "up")])
+                .unwrap_err()
+                .starts_with("sample invalid label")
+        );
         // UTF-8 names are valid in Prometheus 3.x.
         assert!(v(&[("__name__", "my.metric"), ("läbel", "x")]).is_ok());
         let long = Box::leak("x".repeat(2049).into_boxed_str());
-        assert!(v(&[("__name__", "up"), ("a", long)]).unwrap_err().starts_with("label value too long"));
+        assert!(
+            v(&[("__name__", "up"), ("a", long)])
+                .unwrap_err()
+                .starts_with("label value too long")
+        );
     }
 
     #[test]
@@ -220,11 +263,22 @@ mod tests {
 
     #[test]
     fn time_window() {
-        let limits = Limits { reject_old_samples: true, ..Limits::default() };
+        let limits = Limits {
+            reject_old_samples: true,
+            ..Limits::default()
+        };
         let w = TimeWindow::new(&limits, 1_000_000_000_000);
         let l = [(&b"__name__"[..], &b"up"[..])];
         assert!(w.check(1_000_000_000_000, l.iter().copied()).is_none());
-        assert!(w.check(0, l.iter().copied()).unwrap().starts_with("timestamp too old: 0"));
-        assert!(w.check(1_000_000_700_000, l.iter().copied()).unwrap().starts_with("timestamp too new"));
+        assert!(
+            w.check(0, l.iter().copied())
+                .unwrap()
+                .starts_with("timestamp too old: 0")
+        );
+        assert!(
+            w.check(1_000_000_700_000, l.iter().copied())
+                .unwrap()
+                .starts_with("timestamp too new")
+        );
     }
 }

@@ -54,7 +54,12 @@ pub type HttpResponse = Response<Full<Bytes>>;
 
 impl App {
     pub fn new(instance: Instance, config: ApiConfig, ready: Arc<AtomicBool>) -> Self {
-        App { instance, config, ready, body_buf: RefCell::new(Vec::new()) }
+        App {
+            instance,
+            config,
+            ready,
+            body_buf: RefCell::new(Vec::new()),
+        }
     }
 
     /// Routes one request.
@@ -93,7 +98,9 @@ impl App {
                 "no org id: the X-Scope-OrgID header is required (auth_enabled: true)",
             ));
         };
-        let v = v.to_str().map_err(|_| ApiError::tenant("X-Scope-OrgID is not valid ASCII"))?;
+        let v = v
+            .to_str()
+            .map_err(|_| ApiError::tenant("X-Scope-OrgID is not valid ASCII"))?;
         TenantId::parse(v).map_err(|e| ApiError::tenant(&e.to_string()))
     }
 
@@ -110,12 +117,18 @@ impl App {
         if self.ready.load(Ordering::Acquire) {
             text(StatusCode::OK, "ready\n")
         } else {
-            text(StatusCode::SERVICE_UNAVAILABLE, "not ready: shards are starting\n")
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: shards are starting\n",
+            )
         }
     }
 
     async fn metrics(&self) -> Result<HttpResponse, ApiError> {
-        self.instance.stats().await.map_err(|e| ApiError::internal(&e.to_string()))?;
+        self.instance
+            .stats()
+            .await
+            .map_err(|e| ApiError::internal(&e.to_string()))?;
         let body = self.instance.metrics().encode();
         let mut r = Response::new(Full::new(Bytes::from(body)));
         r.headers_mut().insert(
@@ -130,7 +143,10 @@ impl App {
 pub fn text(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -138,6 +154,7 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
 pub fn json(status: StatusCode, body: Vec<u8>) -> HttpResponse {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }

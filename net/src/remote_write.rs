@@ -4,4 +4,6 @@
 //! time); they are the test oracle and the remote-read codec. The push path uses `decode`, our own
 //! zero-copy walk over the decompressed buffer.
 
+pub mod decode;
 pub mod proto;
+pub mod snappy;

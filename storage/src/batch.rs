@@ -70,12 +70,14 @@ impl WriteBatch {
     /// The label pairs of series `i`, as raw bytes in wire order.
     pub fn labels_of(&self, i: usize) -> impl Iterator<Item = (&[u8], &[u8])> + Clone + '_ {
         let r = &self.series[i].labels;
-        self.labels[r.start as usize..r.end as usize].iter().map(|s| {
-            (
-                &self.buf[s.name_start as usize..(s.name_start + s.name_len) as usize],
-                &self.buf[s.value_start as usize..(s.value_start + s.value_len) as usize],
-            )
-        })
+        self.labels[r.start as usize..r.end as usize]
+            .iter()
+            .map(|s| {
+                (
+                    &self.buf[s.name_start as usize..(s.name_start + s.name_len) as usize],
+                    &self.buf[s.value_start as usize..(s.value_start + s.value_len) as usize],
+                )
+            })
     }
 
     /// The samples of series `i`, in wire order.

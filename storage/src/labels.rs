@@ -32,7 +32,10 @@ impl Labels {
     ) -> Self {
         let mut v: Vec<Label> = pairs
             .into_iter()
-            .map(|(n, v)| Label { name: n.into(), value: v.into() })
+            .map(|(n, v)| Label {
+                name: n.into(),
+                value: v.into(),
+            })
             .filter(|l| !l.value.is_empty())
             .collect();
         v.sort();

@@ -24,7 +24,10 @@ impl Server {
         let dir = std::env::temp_dir().join(format!(
             "strata-test-{}-{}",
             std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let mut config = format!(
@@ -65,18 +68,33 @@ impl Server {
 
     /// Starts strata with `auth_enabled: true` and generous limits.
     pub fn default_for_tests() -> Server {
-        Server::start("limits:\n  ingestion_rate: 1e9\n  ingestion_burst_size: 1000000000\n", &[])
+        Server::start(
+            "limits:\n  ingestion_rate: 1e9\n  ingestion_burst_size: 1000000000\n",
+            &[],
+        )
     }
 
     /// Sends one HTTP/1.1 request; returns status, headers (lowercased names) and body.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        {
             req.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         req.push_str("\r\n");
@@ -89,7 +107,9 @@ impl Server {
 
     /// Pushes a remote-write request (prost-encoded, snappy-compressed) for `tenant`.
     pub fn push(&self, tenant: Option<&str>, req: &proto::WriteRequest) -> Response {
-        let body = snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap();
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap();
         self.push_raw(tenant, &body)
     }
 
@@ -106,13 +126,29 @@ impl Server {
     }
 
     /// Remote-reads the series matching `matchers` in [start, end].
-    pub fn read(&self, tenant: Option<&str>, matchers: Vec<proto::LabelMatcher>, start: i64, end: i64) -> Vec<proto::TimeSeries> {
+    pub fn read(
+        &self,
+        tenant: Option<&str>,
+        matchers: Vec<proto::LabelMatcher>,
+        start: i64,
+        end: i64,
+    ) -> Vec<proto::TimeSeries> {
         let req = proto::ReadRequest {
-            queries: vec![proto::Query { start_timestamp_ms: start, end_timestamp_ms: end, matchers, hints: None }],
+            queries: vec![proto::Query {
+                start_timestamp_ms: start,
+                end_timestamp_ms: end,
+                matchers,
+                hints: None,
+            }],
             accepted_response_types: vec![],
         };
-        let body = snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap();
-        let mut h = vec![("Content-Encoding", "snappy"), ("Content-Type", "application/x-protobuf")];
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap();
+        let mut h = vec![
+            ("Content-Encoding", "snappy"),
+            ("Content-Type", "application/x-protobuf"),
+        ];
         if let Some(t) = tenant {
             h.push(("X-Scope-OrgID", t));
         }
@@ -125,9 +161,12 @@ impl Server {
 
     /// GETs a Prometheus API path and parses the JSON answer.
     pub fn get_json(&self, tenant: Option<&str>, path: &str) -> (u16, serde_json::Value) {
-        let h: Vec<(&str, &str)> = tenant.map(|t| vec![("X-Scope-OrgID", t)]).unwrap_or_default();
+        let h: Vec<(&str, &str)> = tenant
+            .map(|t| vec![("X-Scope-OrgID", t)])
+            .unwrap_or_default();
         let r = self.request("GET", path, &h, b"");
-        let v = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()));
+        let v = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()));
         (r.status, v)
     }
 }
@@ -150,19 +189,36 @@ pub struct Response {
 
 impl Response {
     fn parse(raw: &[u8]) -> Response {
-        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no HTTP header end");
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("no HTTP header end");
         let head = std::str::from_utf8(&raw[..end]).unwrap();
         let mut lines = head.split("\r\n");
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
         let mut body = raw[end + 4..].to_vec();
-        if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        if headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+        {
             body = dechunk(&body);
         }
-        Response { status, headers, body }
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn text(&self) -> String {
@@ -170,14 +226,19 @@ impl Response {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(i) = b.windows(2).position(|w| w == b"\r\n") else { return out };
+        let Some(i) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
         let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
         if n == 0 {
             return out;
@@ -191,30 +252,53 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
     let mut l: Vec<proto::Label> = labels
         .iter()
-        .map(|(n, v)| proto::Label { name: (*n).into(), value: (*v).into() })
+        .map(|(n, v)| proto::Label {
+            name: (*n).into(),
+            value: (*v).into(),
+        })
         .collect();
     l.sort_by(|a, b| a.name.cmp(&b.name));
     proto::TimeSeries {
         labels: l,
-        samples: samples.iter().map(|&(t, v)| proto::Sample { value: v, timestamp: t }).collect(),
+        samples: samples
+            .iter()
+            .map(|&(t, v)| proto::Sample {
+                value: v,
+                timestamp: t,
+            })
+            .collect(),
         exemplars: vec![],
         histograms: vec![],
     }
 }
 
 pub fn write(series: Vec<proto::TimeSeries>) -> proto::WriteRequest {
-    proto::WriteRequest { timeseries: series, metadata: vec![] }
+    proto::WriteRequest {
+        timeseries: series,
+        metadata: vec![],
+    }
 }
 
 pub fn eq(name: &str, value: &str) -> proto::LabelMatcher {
-    proto::LabelMatcher { r#type: 0, name: name.into(), value: value.into() }
+    proto::LabelMatcher {
+        r#type: 0,
+        name: name.into(),
+        value: value.into(),
+    }
 }
 
 pub fn re(name: &str, value: &str) -> proto::LabelMatcher {
-    proto::LabelMatcher { r#type: 2, name: name.into(), value: value.into() }
+    proto::LabelMatcher {
+        r#type: 2,
+        name: name.into(),
+        value: value.into(),
+    }
 }
 
 /// Now in ms.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

@@ -135,8 +135,11 @@ impl Shard {
             };
             for s in samples {
                 if s.t < window.min_t || s.t > window.max_t {
-                    let reason =
-                        if s.t < window.min_t { DiscardReason::TooOld } else { DiscardReason::TooNew };
+                    let reason = if s.t < window.min_t {
+                        DiscardReason::TooOld
+                    } else {
+                        DiscardReason::TooNew
+                    };
                     res.discard(reason, 1, || {
                         window.check(s.t, batch.labels_of(i)).unwrap_or_default()
                     });
@@ -196,8 +199,14 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(format_rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339_ms(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
         assert_eq!(format_rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
     }
 }

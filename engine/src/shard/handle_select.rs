@@ -53,20 +53,27 @@ impl Shard {
         match kind {
             SelectKind::LabelNames => {
                 let mut out = Vec::new();
-                for_each_set(matcher_sets, |m| out.extend(head.label_names(m, mint, maxt)));
+                for_each_set(matcher_sets, |m| {
+                    out.extend(head.label_names(m, mint, maxt))
+                });
                 out.sort_unstable();
                 out.dedup();
                 SelectResult::Strings(out)
             }
             SelectKind::LabelValues(name) => {
                 let mut out = Vec::new();
-                for_each_set(matcher_sets, |m| out.extend(head.label_values(&name, m, mint, maxt)));
+                for_each_set(matcher_sets, |m| {
+                    out.extend(head.label_values(&name, m, mint, maxt))
+                });
                 out.sort_unstable();
                 out.dedup();
                 SelectResult::Strings(out)
             }
             SelectKind::Series => SelectResult::Series(
-                select_refs(head, matcher_sets, mint, maxt).into_iter().map(|s| head.labels(s)).collect(),
+                select_refs(head, matcher_sets, mint, maxt)
+                    .into_iter()
+                    .map(|s| head.labels(s))
+                    .collect(),
             ),
             SelectKind::Samples => SelectResult::Samples(
                 select_refs(head, matcher_sets, mint, maxt)
@@ -74,7 +81,10 @@ impl Shard {
                     .map(|s| {
                         let mut samples = Vec::new();
                         head.samples(s, mint, maxt, &mut samples);
-                        SeriesSamples { labels: head.labels(s), samples }
+                        SeriesSamples {
+                            labels: head.labels(s),
+                            samples,
+                        }
                     })
                     .collect(),
             ),

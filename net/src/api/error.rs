@@ -28,47 +28,97 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, error_type: &'static str, message: String, shape: Shape) -> Self {
-        ApiError { status, error_type, message, shape }
+        ApiError {
+            status,
+            error_type,
+            message,
+            shape,
+        }
     }
 
     /// Invalid query parameters (400, `bad_data`).
     pub fn bad_data(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_data", message.into(), Shape::Json)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            message.into(),
+            Shape::Json,
+        )
     }
 
     /// Invalid pushed data (400, text).
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_data", message.into(), Shape::Text)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            message.into(),
+            Shape::Text,
+        )
     }
 
     pub fn unauthorized(message: &str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "bad_data", message.into(), Shape::Text)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_data",
+            message.into(),
+            Shape::Text,
+        )
     }
 
     /// An invalid tenant ID (400): it never reaches a path or a prefix.
     pub fn tenant(message: &str) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_data", format!("invalid tenant ID: {message}"), Shape::Text)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            format!("invalid tenant ID: {message}"),
+            Shape::Text,
+        )
     }
 
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "bad_data", message.into(), Shape::Text)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad_data",
+            message.into(),
+            Shape::Text,
+        )
     }
 
     pub fn unsupported_media(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_data", message.into(), Shape::Text)
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_data",
+            message.into(),
+            Shape::Text,
+        )
     }
 
     pub fn too_many_requests(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message.into(), Shape::Text)
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            message.into(),
+            Shape::Text,
+        )
     }
 
     /// Our own failure (500).
     pub fn internal(message: &str) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message.into(), Shape::Json)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            message.into(),
+            Shape::Json,
+        )
     }
 
     pub fn not_found(path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("404 page not found: {path}"), Shape::Text)
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("404 page not found: {path}"),
+            Shape::Text,
+        )
     }
 
     pub fn method_not_allowed(m: &Method) -> Self {

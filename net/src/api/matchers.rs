@@ -38,7 +38,10 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, ApiError> {
                 MatchOp::Re(_) => MatchType::Regexp,
                 MatchOp::NotRe(_) => MatchType::NotRegexp,
             };
-            set.push(Matcher::new(t, m.name.as_str(), m.value.as_str()).map_err(|e| bad(&e.to_string()))?);
+            set.push(
+                Matcher::new(t, m.name.as_str(), m.value.as_str())
+                    .map_err(|e| bad(&e.to_string()))?,
+            );
         }
         if set.iter().all(|m| m.matches("")) {
             return Err(bad("match[] must contain at least one non-empty matcher"));

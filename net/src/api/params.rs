@@ -47,12 +47,19 @@ impl Params {
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name`.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// `start` and `end` in ms; all time when absent, as Prometheus.
@@ -60,7 +67,9 @@ impl Params {
         let start = self.time("start")?.unwrap_or(i64::MIN);
         let end = self.time("end")?.unwrap_or(i64::MAX);
         if end < start {
-            return Err(ApiError::bad_data("end timestamp must not be before start time"));
+            return Err(ApiError::bad_data(
+                "end timestamp must not be before start time",
+            ));
         }
         Ok((start, end))
     }
@@ -131,7 +140,12 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut pos = 19;
@@ -145,7 +159,11 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
         if pos == start {
             return None;
         }
-        let digits: String = text[start..pos].chars().chain("000".chars()).take(3).collect();
+        let digits: String = text[start..pos]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
         millis = digits.parse().ok()?;
     }
     let offset_min = match bytes.get(pos)? {
@@ -180,8 +198,14 @@ mod tests {
     fn times() {
         assert_eq!(parse_time("1435781451.781"), Some(1_435_781_451_781));
         assert_eq!(parse_time("1435781451"), Some(1_435_781_451_000));
-        assert_eq!(parse_time("2015-07-01T20:10:51.781Z"), Some(1_435_781_451_781));
-        assert_eq!(parse_time("2015-07-01T22:10:51.781+02:00"), Some(1_435_781_451_781));
+        assert_eq!(
+            parse_time("2015-07-01T20:10:51.781Z"),
+            Some(1_435_781_451_781)
+        );
+        assert_eq!(
+            parse_time("2015-07-01T22:10:51.781+02:00"),
+            Some(1_435_781_451_781)
+        );
         assert_eq!(parse_time("2015-07-01T20:10:51Z"), Some(1_435_781_451_000));
         assert_eq!(parse_time(MIN_TIME_FORMATTED), Some(i64::MIN));
         assert_eq!(parse_time("yesterday"), None);

@@ -103,8 +103,14 @@ struct Success<'a, T: Serialize> {
 }
 
 fn success<T: Serialize>(data: &T, warnings: Vec<&'static str>) -> HttpResponse {
-    let body = serde_json::to_vec(&Success { status: "success", data, warnings })
-        .unwrap_or_else(|e| format!(r#"{{"status":"error","errorType":"internal","error":"{e}"}}"#).into_bytes());
+    let body = serde_json::to_vec(&Success {
+        status: "success",
+        data,
+        warnings,
+    })
+    .unwrap_or_else(|e| {
+        format!(r#"{{"status":"error","errorType":"internal","error":"{e}"}}"#).into_bytes()
+    });
     json(StatusCode::OK, body)
 }
 
@@ -191,7 +197,10 @@ mod tests {
     #[test]
     fn label_names_in_paths() {
         assert_eq!(decode_label_name("job").as_deref(), Some("job"));
-        assert_eq!(decode_label_name("U__my_2e_label").as_deref(), Some("my.label"));
+        assert_eq!(
+            decode_label_name("U__my_2e_label").as_deref(),
+            Some("my.label")
+        );
         assert_eq!(decode_label_name("U__a__b").as_deref(), Some("a_b"));
         assert_eq!(decode_label_name("my%2Elabel").as_deref(), Some("my.label"));
         assert_eq!(decode_label_name("U__bad_zz_"), None);

@@ -36,7 +36,9 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Result<HttpResponse, A
     let request = ReadRequest::decode(raw.as_slice())
         .map_err(|e| ApiError::bad_request(format!("error decoding remote read request: {e}")))?;
     let samples_ok = request.accepted_response_types.is_empty()
-        || request.accepted_response_types.contains(&(read_request::ResponseType::Samples as i32));
+        || request
+            .accepted_response_types
+            .contains(&(read_request::ResponseType::Samples as i32));
     if !samples_ok {
         return Err(ApiError::bad_request(
             "none of the accepted response types is supported: this server answers SAMPLES",
@@ -61,12 +63,18 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Result<HttpResponse, A
                     .labels
                     .into_vec()
                     .into_iter()
-                    .map(|l| proto::Label { name: l.name, value: l.value })
+                    .map(|l| proto::Label {
+                        name: l.name,
+                        value: l.value,
+                    })
                     .collect(),
                 samples: s
                     .samples
                     .into_iter()
-                    .map(|(t, v)| proto::Sample { value: v, timestamp: t })
+                    .map(|(t, v)| proto::Sample {
+                        value: v,
+                        timestamp: t,
+                    })
                     .collect(),
                 exemplars: Vec::new(),
                 histograms: Vec::new(),
@@ -80,8 +88,12 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Result<HttpResponse, A
         .map_err(|e| ApiError::internal(&format!("snappy: {e}")))?;
     let mut r = Response::new(Full::new(Bytes::from(compressed)));
     *r.status_mut() = StatusCode::OK;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
-    r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-protobuf"),
+    );
+    r.headers_mut()
+        .insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
     Ok(r)
 }
 
@@ -92,7 +104,10 @@ fn to_matcher(m: &proto::LabelMatcher) -> Result<Matcher, ApiError> {
         Ok(label_matcher::Type::Re) => MatchType::Regexp,
         Ok(label_matcher::Type::Nre) => MatchType::NotRegexp,
         Err(_) => {
-            return Err(ApiError::bad_request(format!("unknown label matcher type {}", m.r#type)));
+            return Err(ApiError::bad_request(format!(
+                "unknown label matcher type {}",
+                m.r#type
+            )));
         }
     };
     Matcher::new(t, m.name.as_str(), m.value.as_str())

@@ -13,7 +13,11 @@ pub enum BodyError {
 }
 
 /// Appends the body to `out` (which is cleared first), refusing more than `limit` bytes.
-pub async fn read_limited(body: Incoming, out: &mut Vec<u8>, limit: usize) -> Result<(), BodyError> {
+pub async fn read_limited(
+    body: Incoming,
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), BodyError> {
     out.clear();
     let mut body = body;
     while let Some(frame) = body.frame().await {
