@@ -1,0 +1,2 @@
+//! strata-promqltest (being written).
+fn main() {}
