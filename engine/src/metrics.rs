@@ -140,7 +140,7 @@ impl Metrics {
                     })
                     .inc();
             }
-        };
+        }
     }
 
     /// Resolves one tenant's counters (takes the families' locks; call once per tenant).

@@ -54,7 +54,7 @@ impl Shard {
             SelectKind::LabelNames => {
                 let mut out = Vec::new();
                 for_each_set(matcher_sets, |m| {
-                    out.extend(head.label_names(m, mint, maxt))
+                    out.extend(head.label_names(m, mint, maxt));
                 });
                 out.sort_unstable();
                 out.dedup();
@@ -63,7 +63,7 @@ impl Shard {
             SelectKind::LabelValues(name) => {
                 let mut out = Vec::new();
                 for_each_set(matcher_sets, |m| {
-                    out.extend(head.label_values(&name, m, mint, maxt))
+                    out.extend(head.label_values(&name, m, mint, maxt));
                 });
                 out.sort_unstable();
                 out.dedup();
