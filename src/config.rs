@@ -176,7 +176,7 @@ mod tests {
         assert_eq!(cfg.limits.ingestion_rate, 1e6);
         assert_eq!(
             cfg.limits.reject_old_samples_max_age,
-            std::time::Duration::from_secs(3600)
+            std::time::Duration::from_hours(1)
         );
         assert_eq!(cfg.name_validation_scheme, NameValidationScheme::Legacy);
         assert!(Config::from_yaml("limits:\n  ingestion_rate: -1\n", "x.yaml").is_err());

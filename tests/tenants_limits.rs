@@ -34,16 +34,16 @@ fn missing_tenant_is_401_and_invalid_tenant_is_400() {
 fn tenants_never_see_each_others_data() {
     let s = Server::default_for_tests();
     let t = now_ms();
-    let a = write(vec![series(
+    let req_a = write(vec![series(
         &[("__name__", "shared_name"), ("owner", "a")],
         &[(t, 1.0)],
     )]);
-    let b = write(vec![series(
+    let req_b = write(vec![series(
         &[("__name__", "shared_name"), ("owner", "b")],
         &[(t, 2.0)],
     )]);
-    assert_eq!(s.push(Some("a"), &a).status, 204);
-    assert_eq!(s.push(Some("b"), &b).status, 204);
+    assert_eq!(s.push(Some("a"), &req_a).status, 204);
+    assert_eq!(s.push(Some("b"), &req_b).status, 204);
     for (tenant, owner) in [("a", "a"), ("b", "b")] {
         let got = s.read(
             Some(tenant),

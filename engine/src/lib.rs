@@ -5,6 +5,7 @@ pub mod config;
 pub mod instance;
 pub mod limits;
 pub mod metrics;
+pub mod promql;
 pub mod rt;
 pub mod shard;
 pub mod tenant;

@@ -8,6 +8,7 @@
 pub mod error;
 pub mod matchers;
 pub mod params;
+pub mod promql;
 pub mod push;
 pub mod query;
 pub mod read;
@@ -76,6 +77,16 @@ impl App {
             {
                 let name = p["/api/v1/label/".len()..p.len() - "/values".len()].to_owned();
                 query::label_values(&self, req, &name).await
+            }
+            (&Method::GET | &Method::POST, "/api/v1/query") => promql::query(&self, req).await,
+            (&Method::GET | &Method::POST, "/api/v1/query_range") => {
+                promql::query_range(&self, req).await
+            }
+            (&Method::GET | &Method::POST, "/api/v1/format_query") => {
+                promql::format_query(&self, req).await
+            }
+            (&Method::GET | &Method::POST, "/api/v1/parse_query") => {
+                promql::parse_query(&self, req).await
             }
             (&Method::GET, "/api/v1/status/buildinfo") => Ok(query::buildinfo()),
             (&Method::GET, "/ready") => Ok(self.readiness()),

@@ -1,6 +1,7 @@
 //! Starts the real `strata` binary on a free port and talks to it over HTTP.
 #![allow(dead_code, clippy::missing_panics_doc)]
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -55,13 +56,14 @@ impl Server {
             };
             log.push_str(&line);
             log.push('\n');
-            if let Some(i) = line.find("addr=") {
-                if line.contains("listening") {
-                    break line[i + 5..].split_whitespace().next().unwrap().to_string();
-                }
+            if let Some(i) = line.find("addr=")
+                && line.contains("listening")
+            {
+                break line[i + 5..].split_whitespace().next().unwrap().to_string();
             }
         };
         // Keep draining the log so the child never blocks on a full pipe.
+        #[allow(clippy::disallowed_methods)] // a test helper thread, not a shard
         std::thread::spawn(move || for _ in lines {});
         Server { child, addr, dir }
     }
@@ -89,13 +91,13 @@ impl Server {
             self.addr
         );
         for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
+            let _ = write!(req, "{k}: {v}\r\n");
         }
         if !headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
         {
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            let _ = write!(req, "Content-Length: {}\r\n", body.len());
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes()).unwrap();

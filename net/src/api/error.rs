@@ -5,6 +5,7 @@
 
 use http::{Method, StatusCode};
 
+use super::promql::json::write_string;
 use super::{HttpResponse, json, text};
 
 /// How the error is rendered.
@@ -102,6 +103,32 @@ impl ApiError {
         )
     }
 
+    /// A query that failed while running (422, `execution`).
+    pub fn execution(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "execution",
+            message.into(),
+            Shape::Json,
+        )
+    }
+
+    /// A query that ran out of time (503, `timeout`).
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            message.into(),
+            Shape::Json,
+        )
+    }
+
+    /// A query the client gave up on (499, `canceled`, as Prometheus answers).
+    pub fn canceled(message: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(499).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        Self::new(status, "canceled", message.into(), Shape::Json)
+    }
+
     /// Our own failure (500).
     pub fn internal(message: &str) -> Self {
         Self::new(
@@ -146,12 +173,14 @@ impl ApiError {
                 text(self.status, m)
             }
             Shape::Json => {
-                let body = serde_json::json!({
-                    "status": "error",
-                    "errorType": self.error_type,
-                    "error": self.message,
-                });
-                json(self.status, body.to_string().into_bytes())
+                // Prometheus's field order and string escaping (Go's encoder escapes `<>&`).
+                let mut body = Vec::with_capacity(self.message.len() + 64);
+                body.extend_from_slice(br#"{"status":"error","errorType":"#);
+                write_string(&mut body, self.error_type, true);
+                body.extend_from_slice(br#","error":"#);
+                write_string(&mut body, &self.message, true);
+                body.push(b'}');
+                json(self.status, body)
             }
         }
     }

@@ -1,0 +1,230 @@
+//! Counter and gauge change functions over a window: `rate`, `increase`, `delta` (with
+//! Prometheus's extrapolation to the window's edges), `irate`, `idelta`, `deriv`,
+//! `predict_linear`, `resets`, `changes`.
+
+use super::WindowFn;
+use crate::promql::aggregate::kahan_add;
+
+pub(crate) fn lookup(name: &str) -> Option<WindowFn> {
+    Some(match name {
+        "rate" => |w, te, _, r, _| extrapolated(w, te, r, true, true),
+        "increase" => |w, te, _, r, _| extrapolated(w, te, r, true, false),
+        "delta" => |w, te, _, r, _| extrapolated(w, te, r, false, false),
+        "irate" => |w, _, _, _, _| instant_delta(w, true),
+        "idelta" => |w, _, _, _, _| instant_delta(w, false),
+        "deriv" => |w, _, _, _, _| {
+            if w.len() < 2 {
+                return None;
+            }
+            Some(linear_regression(w, w[0].0).0)
+        },
+        "predict_linear" => |w, _, t, _, p| {
+            if w.len() < 2 {
+                return None;
+            }
+            let (slope, intercept) = linear_regression(w, t);
+            Some(slope * p.first().copied().unwrap_or(0.0) + intercept)
+        },
+        "resets" => |w, _, _, _, _| Some(w.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64),
+        "changes" => |w, _, _, _, _| {
+            Some(
+                w.windows(2)
+                    .filter(|p| p[1].1 != p[0].1 && !(p[1].1.is_nan() && p[0].1.is_nan()))
+                    .count() as f64,
+            )
+        },
+        _ => return None,
+    })
+}
+
+/// Prefix sums of counter-reset corrections: entry `j` is the sum of the values before each
+/// drop among `samples[..=j]`. The correction of a window `[lo, hi]` is `p[hi] - p[lo]`.
+pub(crate) fn reset_prefix(samples: &[(i64, f64)]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(samples.len());
+    let mut acc = 0.0;
+    out.push(0.0);
+    for p in samples.windows(2) {
+        if p[1].1 < p[0].1 {
+            acc += p[0].1;
+        }
+        out.push(acc);
+    }
+    out
+}
+
+/// `rate`/`increase` with the window's reset correction already known.
+pub(crate) fn counter_change(
+    w: &[(i64, f64)],
+    te: i64,
+    range: i64,
+    per_second: bool,
+    correction: f64,
+) -> Option<f64> {
+    extrapolate(w, te, range, true, per_second, correction)
+}
+
+/// `rate`/`increase`/`delta` over one window, finding the counter resets in it.
+fn extrapolated(
+    w: &[(i64, f64)],
+    te: i64,
+    range: i64,
+    counter: bool,
+    per_second: bool,
+) -> Option<f64> {
+    let mut correction = 0.0;
+    if counter && w.len() >= 2 {
+        let mut prev = w[0].1;
+        for &(_, v) in &w[1..] {
+            if v < prev {
+                correction += prev;
+            }
+            prev = v;
+        }
+    }
+    extrapolate(w, te, range, counter, per_second, correction)
+}
+
+/// The change over the window (plus `correction` for counter resets), extrapolated towards
+/// the window's edges by at most half the average sample interval (and, for counters, not
+/// below zero).
+fn extrapolate(
+    w: &[(i64, f64)],
+    te: i64,
+    range: i64,
+    counter: bool,
+    per_second: bool,
+    correction: f64,
+) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let (first, last) = (w[0], w[w.len() - 1]);
+    let result = last.1 - first.1 + correction;
+    let range_start = te.saturating_sub(range);
+    let mut to_start = (first.0 - range_start) as f64 / 1000.0;
+    let mut to_end = (te - last.0) as f64 / 1000.0;
+    let sampled = (last.0 - first.0) as f64 / 1000.0;
+    let avg = sampled / (w.len() - 1) as f64;
+    let threshold = avg * 1.1;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    if counter && result > 0.0 && first.1 >= 0.0 {
+        let to_zero = sampled * (first.1 / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if per_second {
+        factor /= range as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate`/`idelta`: from the last two samples.
+fn instant_delta(w: &[(i64, f64)], rate: bool) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let (prev, last) = (w[w.len() - 2], w[w.len() - 1]);
+    if !rate {
+        return Some(last.1 - prev.1);
+    }
+    let dt = (last.0 - prev.0) as f64 / 1000.0;
+    if dt == 0.0 {
+        return None;
+    }
+    let d = if last.1 < prev.1 {
+        last.1
+    } else {
+        last.1 - prev.1
+    };
+    Some(d / dt)
+}
+
+/// Least-squares fit of the window, with times in seconds relative to `intercept_t`: returns
+/// (slope, intercept).
+pub(crate) fn linear_regression(w: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
+    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let init_y = w[0].1;
+    let mut const_y = true;
+    for (i, &(t, y)) in w.iter().enumerate() {
+        if i > 0 && y != w[i - 1].1 {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (t - intercept_t) as f64 / 1000.0;
+        (sx, cx) = kahan_add(x, sx, cx);
+        (sy, cy) = kahan_add(y, sy, cy);
+        (sxy, cxy) = kahan_add(x * y, sxy, cxy);
+        (sx2, cx2) = kahan_add(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    let (sx, sy, sxy, sx2) = (sx + cx, sy + cy, sxy + cxy, sx2 + cx2);
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    let intercept = sy / n - slope * sx / n;
+    (slope, intercept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: [(i64, f64); 4] = [
+        (60_000, 60.0),
+        (120_000, 120.0),
+        (180_000, 180.0),
+        (240_000, 240.0),
+    ];
+
+    #[test]
+    fn rate_extrapolates_to_the_window_edges() {
+        // Samples every 60s from 60s to 240s in the window (0, 300s]: the 60s gaps to the
+        // edges are within 1.1 intervals, so the increase of 180 over 180s is extrapolated over
+        // the whole 300s.
+        let inc = extrapolated(&W, 300_000, 300_000, true, false).unwrap();
+        assert!((inc - 300.0).abs() < 1e-9, "{inc}");
+        let rate = extrapolated(&W, 300_000, 300_000, true, true).unwrap();
+        assert!((rate - 1.0).abs() < 1e-9, "{rate}");
+        // A wider gap at the end extrapolates by half an interval only.
+        let inc = extrapolated(&W, 340_000, 340_000, true, false).unwrap();
+        assert!((inc - 270.0).abs() < 1e-9, "{inc}");
+    }
+
+    #[test]
+    fn counter_resets_and_zero_clamp() {
+        // A reset from 10 to 2 adds 10: the increase is 8, extrapolated by 30s at each end.
+        let w = [(100_000, 4.0), (160_000, 10.0), (220_000, 2.0)];
+        let inc = extrapolated(&w, 300_000, 300_000, true, false).unwrap();
+        assert!((inc - 12.0).abs() < 1e-9, "{inc}");
+        // Extrapolation to the start stops where the counter would reach zero (10s earlier).
+        let w = [(100_000, 1.0), (160_000, 7.0), (220_000, 13.0)];
+        let inc = extrapolated(&w, 300_000, 300_000, true, false).unwrap();
+        assert!(
+            (inc - 12.0 * (120.0 + 10.0 + 30.0) / 120.0).abs() < 1e-9,
+            "{inc}"
+        );
+        assert_eq!(extrapolated(&w[..1], 300_000, 300_000, true, false), None);
+    }
+
+    #[test]
+    fn irate_idelta_deriv() {
+        let w = [(0, 1.0), (10_000, 5.0), (20_000, 3.0)];
+        assert_eq!(instant_delta(&w, true), Some(0.3));
+        assert_eq!(instant_delta(&w, false), Some(-2.0));
+        let (slope, intercept) = linear_regression(&[(0, 1.0), (10_000, 3.0), (20_000, 5.0)], 0);
+        assert!((slope - 0.2).abs() < 1e-12 && (intercept - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,394 @@
+//! The `PromQL` query routes: `query`, `query_range`, `format_query` and `parse_query`.
+//!
+//! A query is answered in three steps: the engine lists the selections the expression needs
+//! ([`Engine::selections`]), each is fetched from every shard ([`Instance::samples`]) into a
+//! [`Fetched`] set, and the engine evaluates over that set. Results are written as Prometheus's
+//! JSON straight into the response buffer ([`json`]), gzip-compressed when the client accepts it.
+//!
+//! `parse_query` answers the syntax tree as Prometheus's JSON (promql-parser's serialisation,
+//! which follows Prometheus's field names); `format_query` the prettified expression.
+//!
+//! [`Instance::samples`]: strata_engine::instance::Instance::samples
+
+pub mod json;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use http::StatusCode;
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, HeaderValue};
+use hyper::Request;
+use hyper::body::Incoming;
+use strata_engine::instance::now_ms;
+use strata_engine::promql::{
+    Engine, EngineOptions, EvalError, QueryResult, Queryable, SeriesSamples, Value,
+};
+use strata_engine::tenant::TenantId;
+use strata_storage::labels::Labels;
+use strata_storage::matcher::Matcher;
+
+use super::error::ApiError;
+use super::params::{Params, parse_time};
+use super::{App, HttpResponse};
+
+/// Prometheus's limit on the points of one series in a range query.
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// The warning when `limit` cut the result.
+const TRUNCATED: &str = "results truncated due to limit";
+
+/// `GET|POST query`: `query`, `time` (default now), `timeout`, `limit`, `lookback_delta`.
+pub async fn query(app: &App, req: Request<Incoming>) -> Result<HttpResponse, ApiError> {
+    let tenant = app.tenant(&req).map_err(ApiError::json)?;
+    let gzip = accepts_gzip(&req);
+    let params = Params::read(req).await?;
+    let t = match params.get("time") {
+        None | Some("") => now_ms(),
+        Some(v) => parse_time(v).ok_or_else(|| invalid_time("time", v))?,
+    };
+    let opts = engine_options(&params)?;
+    let max_samples = opts.max_samples;
+    let engine = Engine::new(opts);
+    let limit = params.limit()?;
+    let expr = params.get("query").unwrap_or_default();
+    let data = fetch(app, &tenant, &engine, max_samples, expr, t, t).await?;
+    let res = engine.instant(&data, expr, t).map_err(eval_error)?;
+    Ok(respond(res, limit, gzip))
+}
+
+/// `GET|POST query_range`: `query`, `start`, `end`, `step`, `timeout`, `limit`,
+/// `lookback_delta`.
+pub async fn query_range(app: &App, req: Request<Incoming>) -> Result<HttpResponse, ApiError> {
+    let tenant = app.tenant(&req).map_err(ApiError::json)?;
+    let gzip = accepts_gzip(&req);
+    let params = Params::read(req).await?;
+    let start = required_time(&params, "start")?;
+    let end = required_time(&params, "end")?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
+    }
+    let step_s = params.get("step").unwrap_or_default();
+    let step = parse_duration_ms(step_s).ok_or_else(|| invalid_duration("step", step_s))?;
+    if step <= 0 {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (i128::from(end) - i128::from(start)) / i128::from(step) > i128::from(MAX_POINTS_PER_SERIES)
+    {
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let opts = engine_options(&params)?;
+    let max_samples = opts.max_samples;
+    let engine = Engine::new(opts);
+    let limit = params.limit()?;
+    let expr = params.get("query").unwrap_or_default();
+    let data = fetch(app, &tenant, &engine, max_samples, expr, start, end).await?;
+    let res = engine
+        .range(&data, expr, start, end, step)
+        .map_err(eval_error)?;
+    Ok(respond(res, limit, gzip))
+}
+
+/// `GET|POST format_query`: the expression, prettified.
+pub async fn format_query(_app: &App, req: Request<Incoming>) -> Result<HttpResponse, ApiError> {
+    let params = Params::read(req).await?;
+    let expr = parse(params.get("query").unwrap_or_default())?;
+    let mut out = Vec::new();
+    out.extend_from_slice(br#"{"status":"success","data":"#);
+    json::write_string(&mut out, &expr.prettify(), true);
+    out.push(b'}');
+    Ok(super::json(StatusCode::OK, out))
+}
+
+/// `GET|POST parse_query`: the syntax tree in Prometheus's JSON shape.
+pub async fn parse_query(_app: &App, req: Request<Incoming>) -> Result<HttpResponse, ApiError> {
+    let params = Params::read(req).await?;
+    let expr = parse(params.get("query").unwrap_or_default())?;
+    let tree = serde_json::to_vec(&expr).map_err(|e| ApiError::internal(&e.to_string()))?;
+    let mut out = Vec::with_capacity(tree.len() + 32);
+    out.extend_from_slice(br#"{"status":"success","data":"#);
+    out.extend_from_slice(&tree);
+    out.push(b'}');
+    Ok(super::json(StatusCode::OK, out))
+}
+
+fn parse(expr: &str) -> Result<promql_parser::parser::Expr, ApiError> {
+    promql_parser::parser::parse(expr)
+        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))
+}
+
+/// The engine's settings for one request: the defaults (Cortex's `querier.*`), with `timeout`
+/// lowering the time limit and `lookback_delta` (when positive) replacing the lookback delta.
+fn engine_options(params: &Params) -> Result<EngineOptions, ApiError> {
+    let mut opts = EngineOptions::default();
+    match params.get("lookback_delta") {
+        None | Some("") => {}
+        Some(v) => {
+            let ms = parse_duration_ms(v).ok_or_else(|| invalid_duration("lookback_delta", v))?;
+            if ms > 0 {
+                opts.lookback_delta_ms = ms;
+            }
+        }
+    }
+    match params.get("timeout") {
+        None | Some("") => {}
+        Some(v) => {
+            let ms = parse_duration_ms(v).ok_or_else(|| invalid_duration("timeout", v))?;
+            let requested = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+            opts.timeout = opts.timeout.min(requested);
+        }
+    }
+    Ok(opts)
+}
+
+fn required_time(params: &Params, name: &str) -> Result<i64, ApiError> {
+    let v = params.get(name).unwrap_or_default();
+    parse_time(v).ok_or_else(|| invalid_time(name, v))
+}
+
+fn invalid_time(name: &str, v: &str) -> ApiError {
+    ApiError::bad_data(format!(
+        "invalid parameter \"{name}\": cannot parse \"{v}\" to a valid timestamp"
+    ))
+}
+
+fn invalid_duration(name: &str, v: &str) -> ApiError {
+    ApiError::bad_data(format!(
+        "invalid parameter \"{name}\": cannot parse \"{v}\" to a valid duration"
+    ))
+}
+
+/// A duration parameter in ms: float seconds (`15`, `0.5`) or a Prometheus duration (`1m30s`).
+pub fn parse_duration_ms(s: &str) -> Option<i64> {
+    const UNITS: [(&str, i64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    if let Ok(f) = s.parse::<f64>() {
+        let ms = (f * 1000.0).round();
+        return (f.is_finite() && ms >= i64::MIN as f64 && ms <= i64::MAX as f64)
+            .then_some(ms as i64);
+    }
+    let mut rest = s;
+    let mut total: i64 = 0;
+    let mut next_unit = 0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let n: i64 = rest.get(..digits)?.parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let i = UNITS.iter().position(|(u, _)| *u == &rest[..unit_len])?;
+        rest = &rest[unit_len..];
+        if i < next_unit {
+            return None;
+        }
+        next_unit = i + 1;
+        total = total.checked_add(n.checked_mul(UNITS[i].1)?)?;
+    }
+    Some(total)
+}
+
+/// Maps an evaluation error to Prometheus's error type and status.
+fn eval_error(e: EvalError) -> ApiError {
+    match e {
+        EvalError::Parse(m) => ApiError::bad_data(format!("invalid parameter \"query\": {m}")),
+        e @ (EvalError::Execution(_) | EvalError::TooManySamples(_)) => {
+            ApiError::execution(e.to_string())
+        }
+        e @ EvalError::Timeout(_) => ApiError::timeout(e.to_string()),
+        e @ EvalError::Canceled(_) => ApiError::canceled(e.to_string()),
+        e => ApiError::execution(e.to_string()),
+    }
+}
+
+fn accepts_gzip(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+/// Truncates to `limit` series (0: no limit) and writes the answer.
+fn respond(mut res: QueryResult, limit: usize, gzip: bool) -> HttpResponse {
+    let mut extra = Vec::new();
+    if limit > 0 {
+        let cut = match &mut res.value {
+            Value::Vector(v) if v.len() > limit => {
+                v.truncate(limit);
+                true
+            }
+            Value::Matrix(m) if m.len() > limit => {
+                m.truncate(limit);
+                true
+            }
+            _ => false,
+        };
+        if cut {
+            extra.push(TRUNCATED.to_owned());
+        }
+    }
+    let mut body = Vec::with_capacity(256);
+    json::write_result(&mut body, &res, &extra);
+    if gzip {
+        let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 4 + 64), Compression::fast());
+        if enc.write_all(&body).is_ok()
+            && let Ok(compressed) = enc.finish()
+        {
+            let mut r = super::json(StatusCode::OK, compressed);
+            r.headers_mut()
+                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            return r;
+        }
+    }
+    super::json(StatusCode::OK, body)
+}
+
+/// Lists the selections `expr` needs over `[start, end]` and fetches each from every shard.
+async fn fetch(
+    app: &App,
+    tenant: &TenantId,
+    engine: &Engine,
+    max_samples: usize,
+    expr: &str,
+    start: i64,
+    end: i64,
+) -> Result<Fetched, ApiError> {
+    let selections = engine.selections(expr, start, end).map_err(eval_error)?;
+    let mut data = Fetched::default();
+    let mut loaded = 0usize;
+    for s in selections {
+        let series = app
+            .instance
+            .samples(tenant, s.matchers, s.mint, s.maxt)
+            .await
+            .map_err(|e| ApiError::internal(&e.to_string()))?;
+        for s in series {
+            // The engine counts what it reads; this bounds what is fetched for it.
+            loaded = loaded.saturating_add(s.samples.len());
+            if loaded > max_samples {
+                return Err(eval_error(EvalError::TooManySamples(
+                    "query execution".into(),
+                )));
+            }
+            data.add(s);
+        }
+    }
+    Ok(data)
+}
+
+/// Series fetched for one query: every selection's series merged by label set, samples sorted
+/// by time without duplicates. Selecting filters by matchers and time again, so a selection
+/// sees exactly what storage holds in its range as long as a fetched selection covered it.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    series: BTreeMap<Labels, Vec<(i64, f64)>>,
+}
+
+impl Fetched {
+    pub fn add(&mut self, s: SeriesSamples) {
+        match self.series.get_mut(&s.labels) {
+            None => {
+                self.series.insert(s.labels, s.samples);
+            }
+            Some(existing) => {
+                existing.extend(s.samples);
+                existing.sort_by_key(|p| p.0);
+                existing.dedup_by_key(|p| p.0);
+            }
+        }
+    }
+}
+
+impl Queryable for Fetched {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
+        let mut out = Vec::new();
+        for (labels, samples) in &self.series {
+            if !matchers
+                .iter()
+                .all(|m| m.matches(labels.get(m.name()).unwrap_or("")))
+            {
+                continue;
+            }
+            let lo = samples.partition_point(|p| p.0 < mint);
+            let hi = samples.partition_point(|p| p.0 <= maxt);
+            if lo < hi {
+                out.push(SeriesSamples {
+                    labels: labels.clone(),
+                    samples: samples[lo..hi].to_vec(),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_storage::matcher::MatchType;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("15"), Some(15_000));
+        assert_eq!(parse_duration_ms("0.5"), Some(500));
+        assert_eq!(parse_duration_ms("15s"), Some(15_000));
+        assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
+        assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
+        assert_eq!(parse_duration_ms(""), None);
+        assert_eq!(parse_duration_ms("1x"), None);
+        assert_eq!(parse_duration_ms("1s1m"), None);
+        assert_eq!(parse_duration_ms("NaN"), None);
+    }
+
+    #[test]
+    fn fetched_merges_and_filters() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
+        let other = Labels::from_pairs([("__name__", "down")]);
+        let mut f = Fetched::default();
+        f.add(SeriesSamples {
+            labels: l.clone(),
+            samples: vec![(1, 1.0), (2, 2.0)],
+        });
+        f.add(SeriesSamples {
+            labels: l.clone(),
+            samples: vec![(2, 2.0), (3, 3.0)],
+        });
+        f.add(SeriesSamples {
+            labels: other,
+            samples: vec![(1, 9.0)],
+        });
+        let m = [Matcher::new(MatchType::Equal, "__name__", "up").unwrap()];
+        let got = f.select(&m, 2, 3);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].samples, vec![(2, 2.0), (3, 3.0)]);
+        assert!(f.select(&m, 4, 5).is_empty());
+    }
+}
