@@ -41,6 +41,9 @@ pub fn depends_on_range(expr: &str) -> bool {
 /// The extra `(expression, eval time)` pairs to run for an instant eval of `expr` at `t_ms`;
 /// empty when the expression does not parse or has no step-invariant form.
 pub fn variants(expr: &str, t_ms: i64) -> Vec<(String, i64)> {
+    if has_non_ascii_byte_escape(expr) {
+        return Vec::new();
+    }
     let Ok(mut ast) = parser::parse(expr) else {
         return Vec::new();
     };
@@ -61,6 +64,21 @@ pub fn variants(expr: &str, t_ms: i64) -> Vec<(String, i64)> {
         vec![-10 * t_ms, 0, t_ms / 5, t_ms, 10 * t_ms]
     };
     times.into_iter().map(|t| (pinned.clone(), t)).collect()
+}
+
+/// Whether a string literal escapes a byte of 0x80 or more (`"\xff"`). Such a string is not
+/// valid UTF-8 in Prometheus, but promql-parser decodes the byte as the character U+00FF, so the
+/// variant printed from the parsed expression would no longer be the query the script wrote; the
+/// variants are built by printing, so none is run for such an expression (the eval itself is).
+fn has_non_ascii_byte_escape(expr: &str) -> bool {
+    expr.as_bytes().windows(4).any(|w| {
+        w[0] == b'\\'
+            && w[1] == b'x'
+            && std::str::from_utf8(&w[2..4])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .is_some_and(|b| b >= 0x80)
+    })
 }
 
 fn pin(e: &mut Expr, at: &AtModifier, time_dependent: &mut bool) {
@@ -106,6 +124,12 @@ fn pin(e: &mut Expr, at: &AtModifier, time_dependent: &mut bool) {
 #[cfg(test)]
 mod tests {
     use super::variants;
+
+    #[test]
+    fn non_ascii_byte_escapes_have_no_variants() {
+        assert!(variants(r#"label_replace(m, "\xff", "", "src", "(.*)")"#, 0).is_empty());
+        assert!(!variants(r#"label_replace(m, "\x41", "", "src", "(.*)")"#, 60_000).is_empty());
+    }
 
     #[test]
     fn pins_selectors_and_outer_subqueries() {

@@ -52,8 +52,6 @@ fn skips_name_evals_and_only_histograms_in_stable_files() {
 
 /// Every eval of the stable files passes, apart from the listed skips.
 #[test]
-#[ignore = "the evaluator is incomplete: functions.test:523 (label_replace with an invalid UTF-8 \
-            label name) still fails; run with --ignored"]
 fn stable_scripts_pass() {
     let skips = skips();
     let engine = runner::engine();
