@@ -5,7 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use serde::Deserialize;
-use strata_engine::config::{BlocksStorageConfig, DistributorConfig, IngesterConfig};
+use strata_engine::config::{
+    BlocksStorageConfig, DistributorConfig, IngesterConfig, QuerierConfig,
+};
 use strata_engine::limits::Limits;
 use strata_engine::validation::NameValidationScheme;
 
@@ -30,6 +32,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub distributor: DistributorConfig,
     pub ingester: IngesterConfig,
+    pub querier: QuerierConfig,
     pub blocks_storage: BlocksStorageConfig,
     pub limits: Limits,
 }
@@ -43,6 +46,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             distributor: DistributorConfig::default(),
             ingester: IngesterConfig::default(),
+            querier: QuerierConfig::default(),
             blocks_storage: BlocksStorageConfig::default(),
             limits: Limits::default(),
         }
@@ -127,6 +131,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.listen_addr().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.querier.validate().map_err(ConfigError::Invalid)?;
         if self.distributor.max_recv_msg_size == 0 {
             return Err(ConfigError::Invalid(
                 "distributor.max_recv_msg_size must be positive".into(),

@@ -109,6 +109,7 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
         auth_enabled: cfg.auth_enabled,
         max_recv_msg_size: cfg.distributor.max_recv_msg_size,
         name_validation_scheme: cfg.name_validation_scheme,
+        engine: cfg.querier.engine_options(),
     };
     let scheme = cfg.name_validation_scheme;
     let opts = RuntimeOptions {

@@ -38,6 +38,8 @@ pub struct ApiConfig {
     pub auth_enabled: bool,
     pub max_recv_msg_size: usize,
     pub name_validation_scheme: NameValidationScheme,
+    /// The PromQL engine's settings (`querier.*`).
+    pub engine: strata_engine::promql::EngineOptions,
 }
 
 /// One shard's handlers and what they share.

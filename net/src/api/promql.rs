@@ -49,7 +49,7 @@ pub async fn query(app: &App, req: Request<Incoming>) -> Result<HttpResponse, Ap
         None | Some("") => now_ms(),
         Some(v) => parse_time(v).ok_or_else(|| invalid_time("time", v))?,
     };
-    let opts = engine_options(&params)?;
+    let opts = engine_options(app, &params)?;
     let max_samples = opts.max_samples;
     let engine = Engine::new(opts);
     let limit = params.limit()?;
@@ -85,7 +85,7 @@ pub async fn query_range(app: &App, req: Request<Incoming>) -> Result<HttpRespon
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
-    let opts = engine_options(&params)?;
+    let opts = engine_options(app, &params)?;
     let max_samples = opts.max_samples;
     let engine = Engine::new(opts);
     let limit = params.limit()?;
@@ -125,10 +125,10 @@ fn parse(expr: &str) -> Result<promql_parser::parser::Expr, ApiError> {
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))
 }
 
-/// The engine's settings for one request: the defaults (Cortex's `querier.*`), with `timeout`
-/// lowering the time limit and `lookback_delta` (when positive) replacing the lookback delta.
-fn engine_options(params: &Params) -> Result<EngineOptions, ApiError> {
-    let mut opts = EngineOptions::default();
+/// The engine's settings for one request: the configured `querier.*`, with `timeout` lowering
+/// the time limit and `lookback_delta` (when positive) replacing the lookback delta.
+fn engine_options(app: &App, params: &Params) -> Result<EngineOptions, ApiError> {
+    let mut opts = app.config.engine.clone();
     match params.get("lookback_delta") {
         None | Some("") => {}
         Some(v) => {
