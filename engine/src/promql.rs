@@ -33,6 +33,7 @@ use promql_parser::parser::value::ValueType;
 use strata_storage::labels::Labels;
 use strata_storage::matcher::Matcher;
 
+pub use self::aggregate::format_value;
 pub use crate::shard::SeriesSamples;
 
 /// Where the evaluator reads series from. Implemented by the conformance runner over a head and by

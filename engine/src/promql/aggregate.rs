@@ -419,8 +419,9 @@ pub(crate) fn valid_label_name(s: &str) -> bool {
     !s.is_empty() && std::str::from_utf8(s.as_bytes()).is_ok() && !s.contains('\u{fffd}')
 }
 
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)` as Prometheus prints values into labels.
-pub(crate) fn format_value(v: f64) -> String {
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)` as Prometheus prints values into labels and
+/// scalar results: the shortest `'f'` form (`1000000`, `0.0000001`), `NaN`, `+Inf`, `-Inf`.
+pub fn format_value(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {

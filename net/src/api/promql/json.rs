@@ -130,21 +130,7 @@ pub fn write_seconds_float(out: &mut Vec<u8>, t: i64) {
     out.extend_from_slice(format!("{}", t as f64 / 1000.0).as_bytes());
 }
 
-/// A float in Go's `'f'` format with the shortest precision (`1000000`, `0.0000001`), `NaN`,
-/// `+Inf`, `-Inf`: how Prometheus writes a scalar result's value.
-pub fn format_plain(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{v}")
-    }
-}
+pub use strata_engine::promql::format_value as format_plain;
 
 /// A float as Prometheus writes sample values: Go's shortest representation, in plain notation
 /// unless the magnitude is below 1e-6 or at least 1e21 (then exponent notation, `1e-07`);
