@@ -3,8 +3,10 @@
 //! ([`verify`]). Works against any remote-write receiver: strata, Cortex, Prometheus,
 //! VictoriaMetrics.
 
+pub mod backfill;
 pub mod fleet;
 pub mod http;
+pub mod query;
 pub mod report;
 pub mod usage;
 pub mod verify;

@@ -31,6 +31,10 @@ enum Command {
     Verify(VerifyArgs),
     /// Print the samples of one host, in the text exposition format.
     Show(ShowArgs),
+    /// Write hours of the fleet's history, streamed round by round (old timestamps, in order).
+    Backfill(strata_loadgen::backfill::BackfillArgs),
+    /// Time PromQL queries against Prometheus-API servers, after checking their answers agree.
+    Query(strata_loadgen::query::QueryArgs),
 }
 
 /// The parameters that determine the data.
@@ -301,6 +305,8 @@ fn main() -> ExitCode {
         Command::Write(args) => run_write(args),
         Command::Verify(args) => run_verify(args),
         Command::Show(args) => run_show(args),
+        Command::Backfill(args) => strata_loadgen::backfill::main(args),
+        Command::Query(args) => strata_loadgen::query::main(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

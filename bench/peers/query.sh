@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+# Range-query latency of strata, Prometheus and VictoriaMetrics over the same data.
+#
+# All three run on loopback with fresh data directories. `strata-loadgen backfill` pushes the same
+# node_exporter-like fleet (100 series per host, plus a 10-bucket classic histogram per host) to
+# all three, one day of 15s scrapes ending now, streaming. The query end is chosen after the
+# newest sample and off every host's scrape phase, so no sample lands on a window boundary and
+# Prometheus 2.42's left-closed range selectors select what strata's left-open ones do.
+#
+# Then, before timing anything, `strata-loadgen query --reference-url` checks that strata's answer
+# to every query and range equals Prometheus's (same label sets, same timestamps, values within
+# 1e-6 relative). Then each system is timed alone, the other two paused with SIGSTOP: WARMUP
+# unmeasured runs and RUNS measured runs per query and range, p50 and p99 from send to last byte.
+# VictoriaMetrics runs with -search.disableCache (otherwise repeated runs are answered from its
+# result cache) and its answers are not checked (its rate() differs by design).
+#
+# Prints a Markdown table and writes everything to bench/results/query-<date>.json. Exits non-zero
+# if a system fails to start, the backfill or a query fails, or strata's answer differs.
+#
+# usage: bench/peers/query.sh [--quick] [--hosts N] [--hours H] [--runs N] [--warmup N]
+#                             [--no-check] [--no-build] [--no-install] [--keep]
+# --quick: 10 hosts (1,100 series) over 6h, ranges 1h and 6h. Default: 100 hosts (11,000 series)
+# over 24h, ranges 1h, 6h and 24h. Either way the data start 10 minutes before the longest range,
+# so its first windows are full. The same settings as environment variables: HOSTS HOURS RANGES
+# RUNS WARMUP CHECK=0 BUILD=0 INSTALL=0 KEEP=1 READY_TIMEOUT COMPACT_TIMEOUT RESULTS_DIR;
+# binaries: LOADGEN_BIN STRATA_BIN PROMETHEUS_BIN VM_BIN; ports: PROMETHEUS_PORT VM_PORT.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+STRATA_CONFIG="$ROOT/bench/peers/strata-bench.yaml"
+RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
+
+HOSTS=${HOSTS:-100}
+HOURS=${HOURS:-24}
+RANGES=${RANGES:-1h 6h 24h}
+RUNS=${RUNS:-10}
+WARMUP=${WARMUP:-2}
+CHECK=${CHECK:-1}
+BUILD=${BUILD:-1}
+INSTALL=${INSTALL:-1}
+KEEP=${KEEP:-0}
+READY_TIMEOUT=${READY_TIMEOUT:-60}
+COMPACT_TIMEOUT=${COMPACT_TIMEOUT:-600}
+PROMETHEUS_PORT=${PROMETHEUS_PORT:-19090}
+VM_PORT=${VM_PORT:-18428}
+SYSTEMS="strata prometheus victoria-metrics"
+
+QUERIES=(
+    'sum(rate(node_cpu_seconds_total[5m]))'
+    'sum by (instance)(rate(node_cpu_seconds_total[5m]))'
+    'histogram_quantile(0.9, sum by (le)(rate(http_request_duration_seconds_bucket[5m])))'
+    'topk(5, rate(node_network_receive_bytes_total[5m]))'
+)
+
+log() { printf 'query.sh: %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) HOSTS=10 HOURS=6 RANGES="1h 6h" ;;
+    --hosts) HOSTS=$2 && shift ;;
+    --hours) HOURS=$2 && shift ;;
+    --runs) RUNS=$2 && shift ;;
+    --warmup) WARMUP=$2 && shift ;;
+    --no-check) CHECK=0 ;;
+    --no-build) BUILD=0 ;;
+    --no-install) INSTALL=0 ;;
+    --keep) KEEP=1 ;;
+    -h | --help)
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+    *) die "unknown argument $1 (see --help)" ;;
+    esac
+    shift
+done
+# 15s scrapes over HOURS, plus 10 minutes so the longest range's first windows are full.
+ROUNDS=$((HOURS * 240 + 40))
+
+# --- binaries (as ingest.sh) -----------------------------------------------------------------
+
+package_bin() { # package name...
+    local pkg=$1 name
+    shift
+    for name in "$@"; do
+        if command -v "$name" >/dev/null 2>&1; then
+            command -v "$name"
+            return 0
+        fi
+    done
+    if command -v dpkg >/dev/null 2>&1; then
+        for name in "$@"; do
+            dpkg -L "$pkg" 2>/dev/null | grep -E "/bin/$name\$" | head -n 1 && return 0
+        done
+    fi
+    return 1
+}
+
+install_peers() {
+    local missing=()
+    [ -z "${PROMETHEUS_BIN:-}" ] && ! package_bin prometheus prometheus >/dev/null &&
+        missing+=(prometheus)
+    [ -z "${VM_BIN:-}" ] &&
+        ! package_bin victoria-metrics victoria-metrics victoria-metrics-prod >/dev/null &&
+        missing+=(victoria-metrics)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$INSTALL" = 1 ] || die "not installed: ${missing[*]} (and --no-install given)"
+    local sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "installing ${missing[*]} needs root or sudo"
+        sudo=(sudo)
+    fi
+    log "installing ${missing[*]}"
+    "${sudo[@]}" apt-get update
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y "${missing[@]}"
+}
+
+install_peers
+PROMETHEUS_BIN=${PROMETHEUS_BIN:-$(package_bin prometheus prometheus)} || die "no prometheus binary"
+VM_BIN=${VM_BIN:-$(package_bin victoria-metrics victoria-metrics victoria-metrics-prod)} ||
+    die "no victoria-metrics binary"
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+if [ "$BUILD" = 1 ]; then
+    log "building strata and strata-loadgen (release)"
+    (cd "$ROOT" && cargo build --release -p strata -p strata-loadgen)
+fi
+LOADGEN_BIN=${LOADGEN_BIN:-$TARGET_DIR/release/strata-loadgen}
+STRATA_BIN=${STRATA_BIN:-$TARGET_DIR/release/strata}
+[ -x "$LOADGEN_BIN" ] || die "no loadgen binary at $LOADGEN_BIN"
+[ -x "$STRATA_BIN" ] || die "no strata binary at $STRATA_BIN"
+STRATA_PORT=$(sed -n 's/^ *http_listen_port: *\([0-9][0-9]*\).*/\1/p' "$STRATA_CONFIG" | head -n 1)
+[ -n "$STRATA_PORT" ] || die "no server.http_listen_port in $STRATA_CONFIG"
+
+# --- servers ----------------------------------------------------------------------------------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-query.XXXXXX")
+declare -A PID PORT BASE_URL PUSH_URL VERSION
+
+stop_server() { # system
+    local pid=${PID[$1]:-}
+    [ -n "$pid" ] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -CONT "$pid" 2>/dev/null || true
+        kill -TERM "$pid" 2>/dev/null || true
+        local i
+        for i in $(seq 1 150); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    PID[$1]=""
+}
+
+cleanup() {
+    local s
+    for s in $SYSTEMS; do stop_server "$s"; done
+    if [ "$KEEP" = 1 ]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+http_status() { # port path
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 0
+        printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+        IFS=' ' read -r -t 5 _ code _ <&3 && printf '%s' "${code%$'\r'}"
+    ) 2>/dev/null || true
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_server() { # system
+    local system=$1 dir="$WORK/$1" ready pid
+    mkdir -p "$dir"
+    case "$system" in
+    prometheus)
+        PORT[$system]=$PROMETHEUS_PORT ready=/-/ready
+        PUSH_URL[$system]="http://127.0.0.1:$PROMETHEUS_PORT/api/v1/write"
+        VERSION[$system]=$("$PROMETHEUS_BIN" --version 2>&1 | head -n 1)
+        printf 'global:\n  scrape_interval: 1m\n' >"$dir/prometheus.yml"
+        ;;
+    victoria-metrics)
+        PORT[$system]=$VM_PORT ready=/health
+        PUSH_URL[$system]="http://127.0.0.1:$VM_PORT/api/v1/write"
+        VERSION[$system]=$("$VM_BIN" -version 2>&1 | head -n 1)
+        [ -n "${VERSION[$system]}" ] || VERSION[$system]="victoria-metrics $(dpkg-query -W \
+            -f='${Version}' victoria-metrics 2>/dev/null || echo unknown)"
+        ;;
+    strata)
+        PORT[$system]=$STRATA_PORT ready=/ready
+        PUSH_URL[$system]="http://127.0.0.1:$STRATA_PORT/api/v1/push"
+        VERSION[$system]=$("$STRATA_BIN" --version 2>&1 | head -n 1)
+        ;;
+    esac
+    BASE_URL[$system]="http://127.0.0.1:${PORT[$system]}"
+    port_busy "${PORT[$system]}" && die "port ${PORT[$system]} is already in use; $system needs it"
+    case "$system" in
+    prometheus)
+        # Prometheus's default query limits (2m timeout, 50M samples) match strata's.
+        "$PROMETHEUS_BIN" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+            --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --web.enable-remote-write-receiver \
+            >"$dir/server.log" 2>&1 &
+        ;;
+    victoria-metrics)
+        "$VM_BIN" -storageDataPath="$dir/data" -httpListenAddr="127.0.0.1:$VM_PORT" \
+            -search.disableCache -retentionPeriod=100y >"$dir/server.log" 2>&1 &
+        ;;
+    strata)
+        (cd "$dir" && exec "$STRATA_BIN" --config.file "$STRATA_CONFIG") >"$dir/server.log" 2>&1 &
+        ;;
+    esac
+    pid=$!
+    PID[$system]=$pid
+    local deadline=$((SECONDS + READY_TIMEOUT))
+    while [ "$(http_status "${PORT[$system]}" "$ready")" != 200 ]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "$system exited during startup; last lines of its log:"
+            tail -n 20 "$dir/server.log" >&2
+            PID[$system]=""
+            return 1
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            log "$system not ready after ${READY_TIMEOUT}s; last log lines:"
+            tail -n 20 "$dir/server.log" >&2
+            stop_server "$system"
+            return 1
+        fi
+        sleep 0.2
+    done
+    log "$system (${VERSION[$system]}) ready on :${PORT[$system]}, pid $pid"
+}
+
+# Pauses every system but $1 (SIGSTOP), so that one runs alone; `resume_all` undoes it.
+only() { # system
+    local s
+    for s in $SYSTEMS; do
+        if [ "$s" = "$1" ]; then kill -CONT "${PID[$s]}"; else kill -STOP "${PID[$s]}"; fi
+    done
+}
+resume_all() {
+    local s
+    for s in $SYSTEMS; do kill -CONT "${PID[$s]}" 2>/dev/null || true; done
+}
+
+# A number from Prometheus's own /metrics.
+prom_metric() { # name
+    local text
+    text=$(curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/metrics" 2>/dev/null) || return 0
+    printf '%s\n' "$text" | awk -v n="$1" '$1 == n && !seen { printf "%.0f\n", $2; seen = 1 }'
+}
+
+# Waits until Prometheus's head no longer spans enough to compact (more than 3h, 1.5 block
+# ranges) and no compaction finished in the last 10s, so compaction does not overlap the timings.
+wait_prometheus_compacted() {
+    local deadline=$((SECONDS + COMPACT_TIMEOUT)) mint maxt done_before
+    while :; do
+        mint=$(prom_metric prometheus_tsdb_head_min_time)
+        maxt=$(prom_metric prometheus_tsdb_head_max_time)
+        done_before=$(prom_metric prometheus_tsdb_compaction_duration_seconds_count)
+        if [ -n "$mint" ] && [ -n "$maxt" ] && [ $((maxt - mint)) -le 10800000 ]; then
+            sleep 10
+            [ "$(prom_metric prometheus_tsdb_compaction_duration_seconds_count)" = "$done_before" ] &&
+                return 0
+            continue
+        fi
+        [ $SECONDS -lt $deadline ] || die "prometheus still compacting after ${COMPACT_TIMEOUT}s"
+        sleep 5
+    done
+}
+
+# --- load -------------------------------------------------------------------------------------
+
+for system in $SYSTEMS; do
+    start_server "$system" || die "$system did not start"
+done
+
+urls=()
+for system in $SYSTEMS; do urls+=(--url "${PUSH_URL[$system]}"); done
+log "backfilling $HOSTS hosts x $ROUNDS rounds (${HOURS}h + 10m at 15s) into all three"
+"$LOADGEN_BIN" backfill "${urls[@]}" --hosts "$HOSTS" --rounds "$ROUNDS" --interval 15s \
+    --with-histogram --summary "$WORK/backfill.json" || die "backfill failed"
+END_MS=$(jq -r .query_end_ms "$WORK/backfill.json")
+SERIES=$(jq -r .series "$WORK/backfill.json")
+SAMPLES=$(jq -r .samples "$WORK/backfill.json")
+log "queries end at $END_MS ms; waiting for prometheus to finish compacting its head"
+wait_prometheus_compacted
+sleep 5 # VictoriaMetrics makes new parts searchable within a second or so
+
+ranges=()
+for r in $RANGES; do ranges+=(--range "$r"); done
+queries=()
+for q in "${QUERIES[@]}"; do queries+=(--query "$q"); done
+common=(--end "$END_MS" --step 15s "${ranges[@]}" "${queries[@]}")
+
+FAILED=()
+CHECK_OK=skipped
+if [ "$CHECK" = 1 ]; then
+    log "checking strata's answers against prometheus's"
+    only strata
+    kill -CONT "${PID[prometheus]}"
+    if "$LOADGEN_BIN" query --url "${BASE_URL[strata]}" --reference-url "${BASE_URL[prometheus]}" \
+        --system strata "${common[@]}" --summary "$WORK/check.json"; then
+        CHECK_OK=true
+    else
+        CHECK_OK=false
+        FAILED+=("strata's answers differ from prometheus's (or a query failed); see above")
+    fi
+fi
+
+declare -A P50 P99
+for system in $SYSTEMS; do
+    log "$system: timing ($WARMUP warm-ups, $RUNS runs per query and range; others paused)"
+    only "$system"
+    if ! "$LOADGEN_BIN" query --url "${BASE_URL[$system]}" --system "$system" "${common[@]}" \
+        --warmup "$WARMUP" --runs "$RUNS" --summary "$WORK/time-$system.json" \
+        >"$WORK/time-$system.tsv"; then
+        FAILED+=("$system: a query failed")
+    fi
+    while IFS=$'\t' read -r q r p50 p99; do
+        P50["$system|$q|$r"]=$p50
+        P99["$system|$q|$r"]=$p99
+    done <"$WORK/time-$system.tsv"
+done
+resume_all
+
+# --- report -----------------------------------------------------------------------------------
+
+num() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else printf "%.1f\n", v }'; }
+ratio() { # value ref
+    awk -v v="$1" -v r="$2" 'BEGIN { if (v == "" || r == "" || r + 0 == 0) print "-";
+        else printf "%.2fx\n", v / r }'
+}
+
+echo
+echo "Range queries at 15s step ending at the newest sample: $SERIES series ($HOSTS hosts)," \
+    "$SAMPLES samples over ${HOURS}h+10m; $WARMUP warm-ups then $RUNS runs each, the other two" \
+    "systems paused; $(nproc) CPUs. Latency in ms (p50 / p99); ratios are system p50 / strata" \
+    "p50. strata = Prometheus check: $CHECK_OK."
+echo
+echo "| query | range | strata p50 / p99 | Prometheus p50 / p99 | VictoriaMetrics p50 / p99 |" \
+    "Prometheus vs strata | VictoriaMetrics vs strata |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for q in "${QUERIES[@]}"; do
+    for r in $RANGES; do
+        row="| \`$q\` | $r"
+        for s in $SYSTEMS; do
+            row+=" | $(num "${P50["$s|$q|$r"]:-}") / $(num "${P99["$s|$q|$r"]:-}")"
+        done
+        ref=${P50["strata|$q|$r"]:-}
+        row+=" | $(ratio "${P50["prometheus|$q|$r"]:-}" "$ref")"
+        row+=" | $(ratio "${P50["victoria-metrics|$q|$r"]:-}" "$ref") |"
+        echo "$row"
+    done
+done
+
+mkdir -p "$RESULTS_DIR"
+stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
+out="$RESULTS_DIR/query-$stamp.json"
+orempty() { if [ -s "$1" ]; then cat "$1"; else echo null; fi; }
+jq -n \
+    --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    --argjson cpus "$(nproc)" \
+    --arg kernel "$(uname -sr)" \
+    --arg cpu_model "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
+    --arg strata "${VERSION[strata]}" --arg prometheus "${VERSION[prometheus]}" \
+    --arg vm "${VERSION[victoria-metrics]}" \
+    --arg check_ok "$CHECK_OK" \
+    --argjson data "$(orempty "$WORK/backfill.json")" \
+    --argjson check "$(orempty "$WORK/check.json")" \
+    --argjson t_strata "$(orempty "$WORK/time-strata.json")" \
+    --argjson t_prometheus "$(orempty "$WORK/time-prometheus.json")" \
+    --argjson t_vm "$(orempty "$WORK/time-victoria-metrics.json")" \
+    '{date: $date, machine: {cpus: $cpus, kernel: $kernel, cpu_model: $cpu_model},
+      versions: {strata: $strata, prometheus: $prometheus, "victoria-metrics": $vm},
+      data: $data, check_ok: $check_ok, check: $check,
+      timings: {strata: $t_strata, prometheus: $t_prometheus, "victoria-metrics": $t_vm}}' >"$out"
+echo
+log "raw numbers: $out"
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+    for f in "${FAILED[@]}"; do log "FAILED: $f"; done
+    exit 1
+fi
