@@ -12,6 +12,10 @@
 
 pub mod json;
 
+use std::time::Instant;
+
+use tracing::debug;
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::time::Duration;
@@ -54,9 +58,20 @@ pub async fn query(app: &App, req: Request<Incoming>) -> Result<HttpResponse, Ap
     let engine = Engine::new(opts);
     let limit = params.limit()?;
     let expr = params.get("query").unwrap_or_default();
+    let began = Instant::now();
     let data = fetch(app, &tenant, &engine, max_samples, expr, t, t).await?;
+    let fetched = began.elapsed();
     let res = engine.instant(&data, expr, t).map_err(eval_error)?;
-    Ok(respond(res, limit, gzip))
+    let evaluated = began.elapsed();
+    let response = respond(res, limit, gzip);
+    debug!(
+        tenant = %tenant,
+        fetch_ms = fetched.as_secs_f64() * 1e3,
+        eval_ms = (evaluated - fetched).as_secs_f64() * 1e3,
+        encode_ms = (began.elapsed() - evaluated).as_secs_f64() * 1e3,
+        "instant query"
+    );
+    Ok(response)
 }
 
 /// `GET|POST query_range`: `query`, `start`, `end`, `step`, `timeout`, `limit`,
@@ -90,11 +105,22 @@ pub async fn query_range(app: &App, req: Request<Incoming>) -> Result<HttpRespon
     let engine = Engine::new(opts);
     let limit = params.limit()?;
     let expr = params.get("query").unwrap_or_default();
+    let began = Instant::now();
     let data = fetch(app, &tenant, &engine, max_samples, expr, start, end).await?;
+    let fetched = began.elapsed();
     let res = engine
         .range(&data, expr, start, end, step)
         .map_err(eval_error)?;
-    Ok(respond(res, limit, gzip))
+    let evaluated = began.elapsed();
+    let response = respond(res, limit, gzip);
+    debug!(
+        tenant = %tenant,
+        fetch_ms = fetched.as_secs_f64() * 1e3,
+        eval_ms = (evaluated - fetched).as_secs_f64() * 1e3,
+        encode_ms = (began.elapsed() - evaluated).as_secs_f64() * 1e3,
+        "range query"
+    );
+    Ok(response)
 }
 
 /// `GET|POST format_query`: the expression, prettified.
