@@ -67,8 +67,8 @@ pub async fn query(app: &App, req: Request<Incoming>) -> Result<HttpResponse, Ap
     debug!(
         tenant = %tenant,
         fetch_ms = fetched.as_secs_f64() * 1e3,
-        eval_ms = (evaluated - fetched).as_secs_f64() * 1e3,
-        encode_ms = (began.elapsed() - evaluated).as_secs_f64() * 1e3,
+        eval_ms = evaluated.saturating_sub(fetched).as_secs_f64() * 1e3,
+        encode_ms = began.elapsed().saturating_sub(evaluated).as_secs_f64() * 1e3,
         "instant query"
     );
     Ok(response)
@@ -116,8 +116,8 @@ pub async fn query_range(app: &App, req: Request<Incoming>) -> Result<HttpRespon
     debug!(
         tenant = %tenant,
         fetch_ms = fetched.as_secs_f64() * 1e3,
-        eval_ms = (evaluated - fetched).as_secs_f64() * 1e3,
-        encode_ms = (began.elapsed() - evaluated).as_secs_f64() * 1e3,
+        eval_ms = evaluated.saturating_sub(fetched).as_secs_f64() * 1e3,
+        encode_ms = began.elapsed().saturating_sub(evaluated).as_secs_f64() * 1e3,
         "range query"
     );
     Ok(response)
