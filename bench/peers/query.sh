@@ -82,41 +82,10 @@ ROUNDS=$((HOURS * 240 + 40))
 
 # --- binaries (as ingest.sh) -----------------------------------------------------------------
 
-package_bin() { # package name...
-    local pkg=$1 name
-    shift
-    for name in "$@"; do
-        if command -v "$name" >/dev/null 2>&1; then
-            command -v "$name"
-            return 0
-        fi
-    done
-    if command -v dpkg >/dev/null 2>&1; then
-        for name in "$@"; do
-            dpkg -L "$pkg" 2>/dev/null | grep -E "/bin/$name\$" | head -n 1 && return 0
-        done
-    fi
-    return 1
-}
-
-install_peers() {
-    local missing=()
-    [ -z "${PROMETHEUS_BIN:-}" ] && ! package_bin prometheus prometheus >/dev/null &&
-        missing+=(prometheus)
-    [ -z "${VM_BIN:-}" ] &&
-        ! package_bin victoria-metrics victoria-metrics victoria-metrics-prod >/dev/null &&
-        missing+=(victoria-metrics)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    [ "$INSTALL" = 1 ] || die "not installed: ${missing[*]} (and --no-install given)"
-    local sudo=()
-    if [ "$(id -u)" != 0 ]; then
-        command -v sudo >/dev/null 2>&1 || die "installing ${missing[*]} needs root or sudo"
-        sudo=(sudo)
-    fi
-    log "installing ${missing[*]}"
-    "${sudo[@]}" apt-get update
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y "${missing[@]}"
-}
+# Every system runs in this script.
+has_system() { return 0; }
+# shellcheck source=bench/peers/lib.sh
+. "$ROOT/bench/peers/lib.sh"
 
 install_peers
 PROMETHEUS_BIN=${PROMETHEUS_BIN:-$(package_bin prometheus prometheus)} || die "no prometheus binary"
@@ -169,15 +138,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-http_status() { # port path
-    (
-        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 0
-        printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
-        IFS=' ' read -r -t 5 _ code _ <&3 && printf '%s' "${code%$'\r'}"
-    ) 2>/dev/null || true
-}
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start_server() { # system
     local system=$1 dir="$WORK/$1" ready pid
