@@ -12,13 +12,12 @@
 
 pub mod json;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::debug;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -58,19 +57,13 @@ pub async fn query(app: &App, req: Request<Incoming>) -> Result<HttpResponse, Ap
     let engine = Engine::new(opts);
     let limit = params.limit()?;
     let expr = params.get("query").unwrap_or_default();
-    let began = Instant::now();
+    let mut timing = Timing::start();
     let data = fetch(app, &tenant, &engine, max_samples, expr, t, t).await?;
-    let fetched = began.elapsed();
+    timing.fetched();
     let res = engine.instant(&data, expr, t).map_err(eval_error)?;
-    let evaluated = began.elapsed();
+    timing.evaluated();
     let response = respond(res, limit, gzip);
-    debug!(
-        tenant = %tenant,
-        fetch_ms = fetched.as_secs_f64() * 1e3,
-        eval_ms = evaluated.saturating_sub(fetched).as_secs_f64() * 1e3,
-        encode_ms = began.elapsed().saturating_sub(evaluated).as_secs_f64() * 1e3,
-        "instant query"
-    );
+    timing.log(&tenant, "instant query");
     Ok(response)
 }
 
@@ -105,22 +98,52 @@ pub async fn query_range(app: &App, req: Request<Incoming>) -> Result<HttpRespon
     let engine = Engine::new(opts);
     let limit = params.limit()?;
     let expr = params.get("query").unwrap_or_default();
-    let began = Instant::now();
+    let mut timing = Timing::start();
     let data = fetch(app, &tenant, &engine, max_samples, expr, start, end).await?;
-    let fetched = began.elapsed();
+    timing.fetched();
     let res = engine
         .range(&data, expr, start, end, step)
         .map_err(eval_error)?;
-    let evaluated = began.elapsed();
+    timing.evaluated();
     let response = respond(res, limit, gzip);
-    debug!(
-        tenant = %tenant,
-        fetch_ms = fetched.as_secs_f64() * 1e3,
-        eval_ms = evaluated.saturating_sub(fetched).as_secs_f64() * 1e3,
-        encode_ms = began.elapsed().saturating_sub(evaluated).as_secs_f64() * 1e3,
-        "range query"
-    );
+    timing.log(&tenant, "range query");
     Ok(response)
+}
+
+/// Where a query's time went (fetching from the shards, evaluating, encoding), logged at debug.
+struct Timing {
+    began: Instant,
+    fetched: Duration,
+    evaluated: Duration,
+}
+
+impl Timing {
+    fn start() -> Self {
+        Timing {
+            began: Instant::now(),
+            fetched: Duration::ZERO,
+            evaluated: Duration::ZERO,
+        }
+    }
+
+    fn fetched(&mut self) {
+        self.fetched = self.began.elapsed();
+    }
+
+    fn evaluated(&mut self) {
+        self.evaluated = self.began.elapsed();
+    }
+
+    fn log(&self, tenant: &TenantId, what: &'static str) {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        debug!(
+            tenant = %tenant,
+            fetch_ms = ms(self.fetched),
+            eval_ms = ms(self.evaluated.saturating_sub(self.fetched)),
+            encode_ms = ms(self.began.elapsed().saturating_sub(self.evaluated)),
+            "{what}"
+        );
+    }
 }
 
 /// `GET|POST format_query`: the expression, prettified.
