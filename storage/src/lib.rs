@@ -5,8 +5,10 @@
 //! thread and needs no locks.
 
 pub mod batch;
+pub mod block;
 pub mod chunkenc;
 pub mod head;
 pub mod labels;
 pub mod matcher;
 pub mod symbols;
+pub mod wal;
