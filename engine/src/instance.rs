@@ -17,10 +17,11 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::limits::TenantRegistry;
 use crate::metrics::{DiscardLabels, Metrics};
+use crate::promql::{EvalError, Partial};
 use crate::rt::Mesh;
 use crate::shard::{
-    PushPart, PushResult, SelectKind, SelectRequest, SelectResult, SeriesSamples, ShardMsg,
-    ShardRef, ShardStats, TenantCache, sort_dedup,
+    EvalPart, PushPart, PushResult, SelectKind, SelectRequest, SelectResult, SeriesSamples,
+    ShardMsg, ShardRef, ShardStats, TenantCache, sort_dedup,
 };
 use crate::tenant::TenantId;
 use crate::validation::TimeWindow;
@@ -47,6 +48,15 @@ pub enum PushError {
 #[derive(Debug, thiserror::Error)]
 #[error("internal error: {0}")]
 pub struct ReadError(pub String);
+
+/// Why a pushed-down aggregation failed: the query itself, or a shard.
+#[derive(Debug, thiserror::Error)]
+pub enum PartialError {
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
 
 /// One shard's entry point to the whole process.
 pub struct Instance {
@@ -288,6 +298,29 @@ impl Instance {
         }
         all.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(all)
+    }
+
+    /// A pushed-down aggregation evaluated by every shard over its own series, in parallel (this
+    /// shard's part on this thread while the others run), and merged.
+    pub async fn partial(&self, req: EvalPart) -> Result<Partial, PartialError> {
+        let me = self.mesh.id();
+        let mut pending = Vec::new();
+        for owner in (0..self.mesh.shards()).filter(|&s| s != me) {
+            let (tx, rx) = oneshot::channel();
+            self.mesh
+                .send(owner, ShardMsg::Eval(Box::new(req.clone()), tx))
+                .await
+                .map_err(|e| PartialError::Read(ReadError(e.to_string())))?;
+            pending.push(rx);
+        }
+        let mut merged = self.shard.borrow().handle_eval(&req)?;
+        for rx in pending {
+            let p = rx
+                .await
+                .map_err(|_| PartialError::Read(ReadError("a shard dropped a query".into())))??;
+            merged.merge(p);
+        }
+        Ok(merged)
     }
 
     /// Every shard's statistics, summed; also refreshes the gauges.

@@ -24,6 +24,7 @@ mod binary;
 mod eval;
 mod functions;
 mod label_hash;
+mod partial;
 mod selections;
 mod series;
 
@@ -34,14 +35,42 @@ use strata_storage::labels::Labels;
 use strata_storage::matcher::Matcher;
 
 pub use self::aggregate::format_value;
+pub use self::partial::{Partial, Partials};
 pub use crate::shard::SeriesSamples;
 
-/// Where the evaluator reads series from. Implemented by the conformance runner over a head and by
-/// the HTTP layer over prefetched data.
+/// What [`Queryable::select_each`] calls with each series and its samples.
+pub type SeriesVisitor<'f> = &'f mut dyn FnMut(&Labels, &[(i64, f64)]) -> Result<(), EvalError>;
+
+/// Where the evaluator reads series from. Implemented by the conformance runner over a head, by
+/// shards over their heads, and by the HTTP layer over prefetched data.
 pub trait Queryable {
     /// Series matching all `matchers` with their samples in `[mint, maxt]` (inclusive, ms), in
     /// any order.
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples>;
+
+    /// Calls `f` with each series matching all `matchers` and its samples in `[mint, maxt]`, in
+    /// any order, stopping at the first error. The evaluator reads through this one series at a
+    /// time, so an implementation that lends its samples (or decodes each series into one
+    /// reused buffer) never materialises the whole selection. The default collects
+    /// [`Queryable::select`].
+    fn select_each(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        f: SeriesVisitor<'_>,
+    ) -> Result<(), EvalError> {
+        for s in self.select(matchers, mint, maxt) {
+            f(&s.labels, &s.samples)?;
+        }
+        Ok(())
+    }
+
+    /// Aggregations already evaluated elsewhere (by every shard over its share of the series,
+    /// then merged), looked up by the aggregation's text; see [`Engine::pushdowns`].
+    fn partials(&self) -> Option<&Partials> {
+        None
+    }
 }
 
 /// Limits and defaults of the engine (Cortex's `querier.*` settings).
@@ -130,6 +159,10 @@ impl Engine {
         Engine { opts }
     }
 
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
     /// Evaluates `expr` at `t_ms`.
     pub fn instant(
         &self,
@@ -182,17 +215,46 @@ impl Engine {
         )
     }
 
-    /// The selections `expr` needs over `[start_ms, end_ms]`, so a caller can prefetch them.
+    /// The selections `expr` needs over `[start_ms, end_ms]`, so a caller can prefetch them;
+    /// selections under the aggregations listed in `skip` (texts from [`Engine::pushdowns`])
+    /// are left out.
     pub fn selections(
         &self,
         expr: &str,
         start_ms: i64,
         end_ms: i64,
+        skip: &[String],
     ) -> Result<Vec<Selection>, EvalError> {
         let expr = parse(expr)?;
         let mut out = Vec::new();
-        selections::selections(&self.opts, &expr, start_ms, end_ms, &mut out)?;
+        selections::selections(&self.opts, &expr, start_ms, end_ms, skip, &mut out)?;
         Ok(out)
+    }
+
+    /// The aggregations of `expr` that can be evaluated by every shard over its own series and
+    /// merged (`sum`, `count`, `min`, `max`, `group` over series-local expressions, evaluated at
+    /// the query's own steps), as texts for [`Engine::partial`] and [`Partials`].
+    pub fn pushdowns(&self, expr: &str) -> Result<Vec<String>, EvalError> {
+        let expr = parse(expr)?;
+        let mut out = Vec::new();
+        partial::pushdowns(&expr, &mut out);
+        Ok(out)
+    }
+
+    /// Evaluates the pushed-down aggregation `agg` (a text from [`Engine::pushdowns`] of
+    /// `query`) over `q`, up to its per-group accumulators, at the steps of `query` over
+    /// `[start_ms, end_ms]` (`step_ms` 0: an instant query at `start_ms`).
+    pub fn partial(
+        &self,
+        q: &dyn Queryable,
+        query: &str,
+        agg: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Partial, EvalError> {
+        let expr = parse(agg)?;
+        partial::evaluate(&self.opts, q, query, agg, &expr, start_ms, end_ms, step_ms)
     }
 }
 
@@ -342,7 +404,7 @@ mod tests {
     #[test]
     fn selections_apply_offset_range_and_lookback() {
         let sels = Engine::default()
-            .selections("rate(x[5m] offset 1m) + y @ 100", 600_000, 900_000)
+            .selections("rate(x[5m] offset 1m) + y @ 100", 600_000, 900_000, &[])
             .unwrap();
         assert_eq!(sels.len(), 2);
         assert_eq!(

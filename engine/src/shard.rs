@@ -2,8 +2,9 @@
 //!
 //! The shard's state lives on its thread only (`Rc<RefCell<Shard>>`); handlers are synchronous
 //! and never hold a borrow across an `.await`, so the local push path and the inbox loop can share
-//! it without locks. One file per request kind: `handle_push.rs`, `handle_select.rs`.
+//! it without locks. One file per request kind: `handle_push.rs`, `handle_select.rs`, `handle_eval.rs`.
 
+mod handle_eval;
 mod handle_push;
 mod handle_select;
 
@@ -18,6 +19,7 @@ use strata_storage::head::{Head, HeadOptions};
 use strata_storage::labels::Labels;
 use strata_storage::matcher::Matcher;
 
+pub use handle_eval::{EvalPart, HeadQueryable};
 pub use handle_push::PushResult;
 pub use handle_select::{SelectKind, SelectResult, SeriesSamples};
 
@@ -33,6 +35,11 @@ pub enum ShardMsg {
     Select(SelectRequest),
     /// Report the shard's statistics.
     Stats(oneshot::Sender<ShardStats>),
+    /// Evaluate a pushed-down aggregation over the shard's series.
+    Eval(
+        Box<EvalPart>,
+        oneshot::Sender<Result<crate::promql::Partial, crate::promql::EvalError>>,
+    ),
 }
 
 /// The series of one request that a shard owns.
@@ -113,6 +120,9 @@ impl Shard {
             }
             ShardMsg::Stats(reply) => {
                 let _ = reply.send(self.stats());
+            }
+            ShardMsg::Eval(req, reply) => {
+                let _ = reply.send(self.handle_eval(&req));
             }
         }
     }

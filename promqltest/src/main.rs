@@ -161,7 +161,11 @@ fn print_skip_candidates(reports: &[FileReport]) {
     for r in reports {
         // An eval that passes without native histograms does not need them, even when it touches
         // a histogram series (for example one expecting an empty result): it is not listed.
-        for e in r.evals.iter().filter(|e| matches!(e.outcome, Outcome::Failed(_))) {
+        for e in r
+            .evals
+            .iter()
+            .filter(|e| matches!(e.outcome, Outcome::Failed(_)))
+        {
             if e.needs_histograms {
                 println!("{}:{} {HISTOGRAM_REASON}", r.name, e.line);
             } else if e.needs_start_timestamps {

@@ -4,14 +4,21 @@
 //! query does not define, nor for evals expecting a string or a range vector, which a range query
 //! cannot return, nor for expressions mentioning `start()`, `end()`, `range()` or `step()`,
 //! whose value depends on the query's range), and (b) with `@` pinned on its selectors at other
-//! evaluation times (see [`crate::at_modifier`]). An instant eval with
-//! `expect range vector from .. to ..` runs at the end of that range.
+//! evaluation times (see [`crate::at_modifier`]), and (c) when the query has aggregations that
+//! shards evaluate over their own series ([`Engine::pushdowns`]), with those aggregations
+//! evaluated over two halves of the series and merged, as the server does over its shards. A
+//! range eval is also run as (c). An instant eval with `expect range vector from .. to ..` runs at
+//! the end of that range.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::Duration;
 
-use strata_engine::promql::{Engine, EngineOptions, EvalError, QueryResult, Value, VectorSample};
+use strata_engine::promql::{
+    Engine, EngineOptions, EvalError, Partials, QueryResult, Queryable, SeriesSamples, Value,
+    VectorSample,
+};
+use strata_storage::matcher::Matcher;
 
 use crate::at_modifier;
 use crate::compare::{Grid, check_annotations, check_failure, compare};
@@ -183,7 +190,7 @@ fn selections(eval: &Eval, engine: &Engine) -> Vec<Vec<strata_storage::matcher::
         } => (start_ms, end_ms),
     };
     let Ok(Ok(sels)) = catch_unwind(AssertUnwindSafe(|| {
-        engine.selections(&eval.expr, start, end)
+        engine.selections(&eval.expr, start, end, &[])
     })) else {
         return Vec::new();
     };
@@ -202,7 +209,17 @@ pub fn run_eval(eval: &Eval, store: &Store, engine: &Engine) -> Result<(), Strin
             let Some(res) = check_outcome(eval, res, "")? else {
                 return Ok(());
             };
-            compare(eval, &res.value, Some((start_ms, end_ms, step_ms)))
+            let grid = Some((start_ms, end_ms, step_ms));
+            compare(eval, &res.value, grid)?;
+            if let Some(split) = pushed_down(store, engine, &eval.expr, start_ms, end_ms, step_ms) {
+                let res =
+                    split.and_then(|q| engine.range(&q, &eval.expr, start_ms, end_ms, step_ms));
+                let what = "pushed down to two shards: ";
+                if let Some(res) = check_outcome(eval, res, what)? {
+                    compare(eval, &res.value, grid).map_err(|e| format!("{what}{e}"))?;
+                }
+            }
+            Ok(())
         }
         EvalKind::Instant { t_ms } => {
             // With `expect range vector`, the query runs at the end of that range.
@@ -248,6 +265,13 @@ fn run_instant(
     };
     let grid: Option<Grid> = eval.range_vector;
     compare(eval, &res.value, grid)?;
+    if let Some(split) = pushed_down(store, engine, expr, t, t, 0) {
+        let res = split.and_then(|q| engine.instant(&q, expr, t));
+        let what = "pushed down to two shards: ";
+        if let Some(res) = check_outcome(eval, res, what)? {
+            compare(eval, &res.value, grid).map_err(|e| format!("{what}{e}"))?;
+        }
+    }
     if eval.ordered
         || eval.range_vector.is_some()
         || matches!(eval.expected, Expected::String(_))
@@ -281,6 +305,64 @@ fn run_instant(
         Value::Vector(vector)
     };
     compare(eval, &value, None).map_err(|e| format!("in range mode: {e}"))
+}
+
+/// The store's series split in two by label hash, as a server's shards split them.
+struct Half<'a> {
+    store: &'a Store,
+    half: u64,
+}
+
+impl Queryable for Half<'_> {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
+        let mut v = self.store.select(matchers, mint, maxt);
+        v.retain(|s| s.labels.hash() % 2 == self.half);
+        v
+    }
+}
+
+/// The store, with pushed-down aggregations already evaluated.
+struct WithPartials<'a> {
+    store: &'a Store,
+    partials: Partials,
+}
+
+impl Queryable for WithPartials<'_> {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
+        self.store.select(matchers, mint, maxt)
+    }
+
+    fn partials(&self) -> Option<&Partials> {
+        Some(&self.partials)
+    }
+}
+
+/// The query's pushed-down aggregations evaluated over each half of the store and merged
+/// (`step_ms` 0: an instant query); `None` when nothing is pushed down.
+fn pushed_down<'a>(
+    store: &'a Store,
+    engine: &Engine,
+    expr: &str,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+) -> Option<Result<WithPartials<'a>, EvalError>> {
+    let aggs = engine.pushdowns(expr).ok()?;
+    if aggs.is_empty() {
+        return None;
+    }
+    let run = || {
+        let mut partials = Partials::default();
+        for agg in aggs {
+            let part =
+                |half| engine.partial(&Half { store, half }, expr, &agg, start_ms, end_ms, step_ms);
+            let mut p = part(0)?;
+            p.merge(part(1)?);
+            partials.insert(agg, p);
+        }
+        Ok(WithPartials { store, partials })
+    };
+    Some(run())
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use super::label_hash::prometheus_hash;
 use super::series::{Series, Val, filter_labels, set_label};
 
 /// Neumaier's compensated addition: returns the new sum and compensation.
+#[inline]
 pub(crate) fn kahan_add(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if t.is_infinite() {
@@ -110,18 +111,10 @@ pub(crate) fn eval(ctx: &mut Ctx<'_>, a: &AggregateExpr, st: &Steps) -> Result<V
             Some(Val::Scalar(q)) => q,
             _ => Vec::new(),
         };
-        let mut accs: Vec<Acc> = Vec::new();
-        let mut index: HashMap<Labels, usize> = HashMap::new();
-        let modifier = a.modifier.as_ref();
-        ctx.eval_each(&a.expr, st, &mut |s| {
-            let key = group_labels(&s.labels, modifier);
-            let g = *index.entry(key).or_insert_with_key(|k| {
-                accs.push(Acc::new(k.clone(), op, n));
-                accs.len() - 1
-            });
-            accs[g].add(op, &s);
-            Ok(())
-        })?;
+        let accs = match ctx.pushed_down(a, st) {
+            Some(accs) => accs,
+            None => accumulate(ctx, a, st)?,
+        };
         let mut out = Vec::with_capacity(accs.len());
         for acc in accs {
             ctx.check_deadline()?;
@@ -173,8 +166,32 @@ pub(crate) fn eval(ctx: &mut Ctx<'_>, a: &AggregateExpr, st: &Steps) -> Result<V
     Ok(Val::Vector(out))
 }
 
+/// Folds the input of the reduction `a` (not `topk`, `bottomk`, `limitk`, `limit_ratio` or
+/// `count_values`) into one accumulator per group.
+pub(crate) fn accumulate(
+    ctx: &mut Ctx<'_>,
+    a: &AggregateExpr,
+    st: &Steps,
+) -> Result<Vec<Acc>, EvalError> {
+    let op = a.op.id();
+    let mut accs: Vec<Acc> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let modifier = a.modifier.as_ref();
+    ctx.eval_each(&a.expr, st, &mut |s| {
+        let key = group_labels(&s.labels, modifier);
+        let g = *index.entry(key).or_insert_with_key(|k| {
+            accs.push(Acc::new(k.clone(), op, st.n));
+            accs.len() - 1
+        });
+        accs[g].add(op, &s);
+        Ok(())
+    })?;
+    Ok(accs)
+}
+
 /// The state of one group of a reduction, one slot per step.
-struct Acc {
+#[derive(Clone, Debug)]
+pub(crate) struct Acc {
     labels: Labels,
     drop_name: bool,
     count: Vec<u32>,
@@ -216,40 +233,101 @@ impl Acc {
         }
     }
 
-    fn add(&mut self, op: TokenId, s: &Series) {
-        self.drop_name |= s.drop_name;
-        for (i, p) in s.points.iter().enumerate() {
-            let Some(v) = *p else { continue };
-            self.count[i] += 1;
-            let k = f64::from(self.count[i]);
-            let first = self.count[i] == 1;
+    /// Adds another accumulator of the same group, evaluated over other series (`sum`, `count`,
+    /// `group`, `min`, `max` only: see [`super::partial`]).
+    pub(crate) fn merge(&mut self, op: TokenId, o: &Acc) {
+        self.drop_name |= o.drop_name;
+        for i in 0..self.count.len().min(o.count.len()) {
+            if o.count[i] == 0 {
+                continue;
+            }
+            let first = self.count[i] == 0;
+            self.count[i] += o.count[i];
             match op {
-                T_SUM => (self.a[i], self.c[i]) = kahan_add(v, self.a[i], self.c[i]),
-                T_AVG => {
-                    if !self.incremental[i] {
-                        let (ns, nc) = kahan_add(v, self.a[i], self.c[i]);
-                        if first || !ns.is_infinite() {
-                            (self.a[i], self.c[i]) = (ns, nc);
-                            continue;
-                        }
-                        // The sum overflowed: continue with an incremental mean.
-                        self.incremental[i] = true;
-                        self.a[i] /= k - 1.0;
-                        self.c[i] /= k - 1.0;
-                    }
-                    let q = (k - 1.0) / k;
-                    (self.a[i], self.c[i]) = kahan_add(v / k, q * self.a[i], q * self.c[i]);
+                T_SUM => {
+                    (self.a[i], self.c[i]) = kahan_add(o.a[i], self.a[i], self.c[i]);
+                    self.c[i] += o.c[i];
                 }
-                T_MIN if first || self.a[i].is_nan() || v < self.a[i] => self.a[i] = v,
-                T_MAX if first || self.a[i].is_nan() || v > self.a[i] => self.a[i] = v,
-                T_STDDEV | T_STDVAR => {
-                    let delta = v - (self.a[i] + self.c[i]);
-                    (self.a[i], self.c[i]) = kahan_add(delta / k, self.a[i], self.c[i]);
-                    self.m2[i] += delta * (v - (self.a[i] + self.c[i]));
-                }
-                T_QUANTILE => self.values[i].push(v),
+                T_MIN if first || self.a[i].is_nan() || o.a[i] < self.a[i] => self.a[i] = o.a[i],
+                T_MAX if first || self.a[i].is_nan() || o.a[i] > self.a[i] => self.a[i] = o.a[i],
                 _ => {}
             }
+        }
+    }
+
+    pub(crate) fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    fn add(&mut self, op: TokenId, s: &Series) {
+        self.drop_name |= s.drop_name;
+        // One loop per operator: the operator is fixed for the whole series, and a match inside
+        // the per-step loop costs more than the arithmetic it selects.
+        let points = &s.points[..self.count.len().min(s.points.len())];
+        match op {
+            T_SUM => {
+                let (count, a, c) = (&mut self.count, &mut self.a, &mut self.c);
+                for (i, p) in points.iter().enumerate() {
+                    if let Some(v) = *p {
+                        count[i] += 1;
+                        (a[i], c[i]) = kahan_add(v, a[i], c[i]);
+                    }
+                }
+            }
+            T_COUNT | T_GROUP => {
+                for (n, p) in self.count.iter_mut().zip(points) {
+                    *n += u32::from(p.is_some());
+                }
+            }
+            T_MIN | T_MAX => {
+                let min = op == T_MIN;
+                for (i, p) in points.iter().enumerate() {
+                    let Some(v) = *p else { continue };
+                    self.count[i] += 1;
+                    let a = &mut self.a[i];
+                    if self.count[i] == 1 || a.is_nan() || (if min { v < *a } else { v > *a }) {
+                        *a = v;
+                    }
+                }
+            }
+            _ => {
+                for (i, p) in points.iter().enumerate() {
+                    if let Some(v) = *p {
+                        self.add_slow(op, i, v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `avg`, `stddev`, `stdvar` and `quantile` at step `i`.
+    fn add_slow(&mut self, op: TokenId, i: usize, v: f64) {
+        self.count[i] += 1;
+        let k = f64::from(self.count[i]);
+        let first = self.count[i] == 1;
+        match op {
+            T_AVG => {
+                if !self.incremental[i] {
+                    let (ns, nc) = kahan_add(v, self.a[i], self.c[i]);
+                    if first || !ns.is_infinite() {
+                        (self.a[i], self.c[i]) = (ns, nc);
+                        return;
+                    }
+                    // The sum overflowed: continue with an incremental mean.
+                    self.incremental[i] = true;
+                    self.a[i] /= k - 1.0;
+                    self.c[i] /= k - 1.0;
+                }
+                let q = (k - 1.0) / k;
+                (self.a[i], self.c[i]) = kahan_add(v / k, q * self.a[i], q * self.c[i]);
+            }
+            T_STDDEV | T_STDVAR => {
+                let delta = v - (self.a[i] + self.c[i]);
+                (self.a[i], self.c[i]) = kahan_add(delta / k, self.a[i], self.c[i]);
+                self.m2[i] += delta * (v - (self.a[i] + self.c[i]));
+            }
+            T_QUANTILE => self.values[i].push(v),
+            _ => {}
         }
     }
 

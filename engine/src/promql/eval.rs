@@ -36,6 +36,31 @@ impl Steps {
 /// Where a streaming evaluation hands its series.
 pub(crate) type SeriesSink<'f> = &'f mut dyn FnMut(Series) -> Result<(), EvalError>;
 
+/// What [`Ctx::select_each`] calls with each selected series and its samples.
+type SelectVisitor<'f, 'a> =
+    &'f mut dyn FnMut(&mut Ctx<'a>, &Labels, &[(i64, f64)]) -> Result<(), EvalError>;
+
+/// What [`Ctx::each_range_series`] calls with each series and `(range, offset, at)`.
+type RangeVisitor<'f, 'a> = &'f mut dyn FnMut(
+    &mut Ctx<'a>,
+    &RangeSeriesRef<'_>,
+    (i64, i64, Option<i64>),
+) -> Result<(), EvalError>;
+
+/// One series of a range vector, borrowed: from storage or from an evaluated subquery.
+pub(crate) struct RangeSeriesRef<'s> {
+    pub labels: &'s Labels,
+    pub drop_name: bool,
+    pub samples: &'s [(i64, f64)],
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        e => e,
+    }
+}
+
 /// A range vector argument: series with samples, and how each step's window is placed.
 pub(crate) struct RangeArg {
     pub series: Vec<RangeSeries>,
@@ -60,6 +85,44 @@ pub(crate) struct Ctx<'a> {
     pub infos: Vec<String>,
 }
 
+impl<'a> Ctx<'a> {
+    /// The context and top-level steps of a query over `[start, end]` (an instant query at
+    /// `start` when `instant`).
+    pub(crate) fn new(
+        opts: &'a EngineOptions,
+        q: &'a dyn Queryable,
+        query: &'a str,
+        start: i64,
+        end: i64,
+        step: i64,
+        instant: bool,
+    ) -> (Self, Steps) {
+        let ctx = Ctx {
+            q,
+            query,
+            opts,
+            query_start: start,
+            query_end: end,
+            query_step: if instant { 0 } else { step },
+            deadline: Instant::now() + opts.timeout,
+            samples: 0,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        };
+        let n = if instant {
+            1
+        } else {
+            ((end - start) / step) as usize + 1
+        };
+        let st = Steps {
+            start,
+            step: step.max(1),
+            n,
+        };
+        (ctx, st)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     opts: &EngineOptions,
@@ -71,28 +134,7 @@ pub(crate) fn run(
     step: i64,
     instant: bool,
 ) -> Result<QueryResult, EvalError> {
-    let mut ctx = Ctx {
-        q,
-        query,
-        opts,
-        query_start: start,
-        query_end: end,
-        query_step: if instant { 0 } else { step },
-        deadline: Instant::now() + opts.timeout,
-        samples: 0,
-        warnings: Vec::new(),
-        infos: Vec::new(),
-    };
-    let n = if instant {
-        1
-    } else {
-        ((end - start) / step) as usize + 1
-    };
-    let st = Steps {
-        start,
-        step: step.max(1),
-        n,
-    };
+    let (mut ctx, st) = Ctx::new(opts, q, query, start, end, step, instant);
     let val = ctx.eval(expr, &st)?;
     let value = match val {
         Val::Scalar(v) if instant => Value::Scalar { t: start, v: v[0] },
@@ -253,7 +295,7 @@ pub(crate) fn matcher_sets(
     }
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     /// Prometheus's `(line:column)` of `expr` in the query text, found by its printed form.
     pub fn position(&self, expr: &Expr) -> String {
         let text = expr.to_string();
@@ -454,6 +496,37 @@ impl Ctx<'_> {
         Ok(out)
     }
 
+    /// Calls `f` with each series the selector `name{m}` selects in `[mint, maxt]` and its
+    /// samples, sorted by time, one series at a time as the storage lends them. Series of an
+    /// `or` of matcher sets are merged first (each once).
+    fn select_each(
+        &mut self,
+        name: Option<&String>,
+        m: &Matchers,
+        mint: i64,
+        maxt: i64,
+        f: SelectVisitor<'_, 'a>,
+    ) -> Result<(), EvalError> {
+        let sets = matcher_sets(name, m)?;
+        if sets.len() > 1 {
+            for s in self.select(name, m, mint, maxt)? {
+                f(self, &s.labels, &s.samples)?;
+            }
+            return Ok(());
+        }
+        let q = self.q;
+        let mut unsorted = Vec::new();
+        q.select_each(&sets[0], mint, maxt, &mut |labels, samples| {
+            if samples.is_sorted_by_key(|p| p.0) {
+                return f(self, labels, samples);
+            }
+            unsorted.clear();
+            unsorted.extend_from_slice(samples);
+            unsorted.sort_by_key(|p| p.0);
+            f(self, labels, &unsorted)
+        })
+    }
+
     /// An instant selector over all steps: per step, the newest sample in
     /// `(t - lookback, t]` unless it is a staleness marker. With `timestamps`, the value is the
     /// sample's time in seconds.
@@ -506,40 +579,95 @@ impl Ctx<'_> {
         let lookback = self.opts.lookback_delta_ms;
         let first = Self::eval_time(st, 0, at, offset);
         let last = Self::eval_time(st, st.n.saturating_sub(1), at, offset);
-        let selected = self.select(
+        self.select_each(
             vs.name.as_ref(),
             &vs.matchers,
             first.saturating_sub(lookback) + 1,
             last,
-        )?;
-        for s in selected {
-            self.check_deadline()?;
-            let mut points = vec![None; st.n];
-            let mut j = 0usize; // samples[..j] are at or before the current time
-            let mut any = false;
-            for (i, p) in points.iter_mut().enumerate() {
-                let t = Self::eval_time(st, i, at, offset);
-                while j < s.samples.len() && s.samples[j].0 <= t {
-                    j += 1;
-                }
-                if j > 0 {
-                    let (ts, v) = s.samples[j - 1];
-                    if ts > t.saturating_sub(lookback) && !is_stale(v) {
-                        *p = Some(if timestamps { ts as f64 / 1000.0 } else { v });
-                        any = true;
+            &mut |ctx, labels, samples| {
+                ctx.check_deadline()?;
+                let mut points = vec![None; st.n];
+                let mut j = 0usize; // samples[..j] are at or before the current time
+                let mut held = 0;
+                for (i, p) in points.iter_mut().enumerate() {
+                    let t = Self::eval_time(st, i, at, offset);
+                    while j < samples.len() && samples[j].0 <= t {
+                        j += 1;
+                    }
+                    if j > 0 {
+                        let (ts, v) = samples[j - 1];
+                        if ts > t.saturating_sub(lookback) && !is_stale(v) {
+                            *p = Some(if timestamps { ts as f64 / 1000.0 } else { v });
+                            held += 1;
+                        }
                     }
                 }
+                if held > 0 {
+                    ctx.add_samples(held)?;
+                    f(Series {
+                        labels: labels.clone(),
+                        drop_name: false,
+                        points,
+                    })?;
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Calls `f` with each series of the range vector `expr` (a range selector, possibly in
+    /// parentheses, streamed from storage without its staleness markers; or a subquery,
+    /// evaluated whole first) and how its windows are placed: `(range, offset, at)`.
+    pub fn each_range_series(
+        &mut self,
+        expr: &Expr,
+        st: &Steps,
+        f: RangeVisitor<'_, 'a>,
+    ) -> Result<(), EvalError> {
+        let Expr::MatrixSelector(ms_sel) = unparen(expr) else {
+            let arg = self.eval_range(expr, st)?;
+            let w = (arg.range, arg.offset, arg.at);
+            for s in &arg.series {
+                let r = RangeSeriesRef {
+                    labels: &s.labels,
+                    drop_name: s.drop_name,
+                    samples: &s.samples,
+                };
+                f(self, &r, w)?;
             }
-            if any {
-                self.add_samples(points.iter().filter(|p| p.is_some()).count())?;
-                f(Series {
-                    labels: s.labels,
+            return Ok(());
+        };
+        let vs = &ms_sel.vs;
+        let offset = offset_ms(vs.offset.as_ref());
+        let at = at_ms(vs.at.as_ref(), self.query_start, self.query_end);
+        let range = ms(ms_sel.range);
+        let first = Self::eval_time(st, 0, at, offset);
+        let last = Self::eval_time(st, st.n.saturating_sub(1), at, offset);
+        let mut fresh = Vec::new();
+        self.select_each(
+            vs.name.as_ref(),
+            &vs.matchers,
+            first.saturating_sub(range) + 1,
+            last,
+            &mut |ctx, labels, samples| {
+                let samples = if samples.iter().any(|p| is_stale(p.1)) {
+                    fresh.clear();
+                    fresh.extend(samples.iter().filter(|p| !is_stale(p.1)));
+                    &fresh[..]
+                } else {
+                    samples
+                };
+                if samples.is_empty() {
+                    return Ok(());
+                }
+                let r = RangeSeriesRef {
+                    labels,
                     drop_name: false,
-                    points,
-                })?;
-            }
-        }
-        Ok(())
+                    samples,
+                };
+                f(ctx, &r, (range, offset, at))
+            },
+        )
     }
 
     /// Evaluates a matrix selector or subquery (possibly in parentheses) into its series.

@@ -6,9 +6,9 @@
 mod histogram;
 mod info;
 mod label;
-mod math;
-mod over_time;
-mod rate;
+pub(crate) mod math;
+pub(crate) mod over_time;
+pub(crate) mod rate;
 mod time;
 
 use promql_parser::label::METRIC_NAME;
@@ -281,63 +281,58 @@ fn range_fn(
             "PromQL warning: quantile value should be between 0 and 1, got {q} {pos}"
         ));
     }
-    let a = ctx.eval_range(range_expr, st)?;
     let keeps_name = matches!(name, "last_over_time" | "first_over_time");
-    if matches!(name, "rate" | "increase") {
-        let pos = ctx.position(range_expr);
-        for s in &a.series {
+    let mut p = vec![0.0; params.len()];
+    let counter = matches!(name, "rate" | "increase");
+    let per_second = name == "rate";
+    let mut resets = Vec::new();
+    ctx.each_range_series(range_expr, st, &mut |ctx, s, (range, offset, at)| {
+        ctx.check_deadline()?;
+        if counter && s.samples.len() >= 2 {
             let metric = s.labels.metric_name();
-            if s.samples.len() >= 2
-                && !["_total", "_sum", "_count", "_bucket"]
-                    .iter()
-                    .any(|x| metric.ends_with(x))
+            if !["_total", "_sum", "_count", "_bucket"]
+                .iter()
+                .any(|x| metric.ends_with(x))
             {
+                let pos = ctx.position(range_expr);
                 ctx.info(format!(
                     "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?} {pos}"
                 ));
             }
         }
-    }
-    let mut p = vec![0.0; params.len()];
-    let counter = matches!(name, "rate" | "increase");
-    for s in a.series {
-        ctx.check_deadline()?;
         let mut points = vec![None; st.n];
-        let mut any = false;
         let mut widest = 0;
-        // rate and increase: the counter-reset corrections as prefix sums, so each window
-        // costs O(1) instead of a pass over its samples.
-        let resets = if counter {
-            rate::reset_prefix(&s.samples)
+        if counter {
+            // rate and increase: the counter-reset corrections as prefix sums, so each window
+            // costs O(1) instead of a pass over its samples.
+            rate::reset_prefix(s.samples, &mut resets);
+            widest = rate::counter_points(
+                s.samples, &resets, st, at, offset, range, per_second, &mut points,
+            );
         } else {
-            Vec::new()
-        };
-        for_each_window(&s.samples, st, a.at, a.offset, a.range, |i, te, lo, w| {
-            widest = widest.max(w.len());
-            if w.is_empty() {
-                return;
-            }
-            points[i] = if counter {
-                let correction = resets[lo + w.len() - 1] - resets[lo];
-                rate::counter_change(w, te, a.range, name == "rate", correction)
-            } else {
+            for_each_window(s.samples, st, at, offset, range, |i, te, _, w| {
+                widest = widest.max(w.len());
+                if w.is_empty() {
+                    return;
+                }
                 for (slot, vals) in p.iter_mut().zip(&params) {
                     *slot = vals[i];
                 }
-                f(w, te, st.t(i), a.range, &p)
-            };
-            any |= points[i].is_some();
-        });
+                points[i] = f(w, te, st.t(i), range, &p);
+            });
+        }
+        let any = points.iter().any(Option::is_some);
         // The widest window is held while it is reduced, as in Prometheus.
         ctx.add_samples(widest)?;
         ctx.release_samples(widest);
         if any {
             sink(Series {
-                labels: s.labels,
+                labels: s.labels.clone(),
                 drop_name: s.drop_name || !keeps_name,
                 points,
             })?;
         }
-    }
+        Ok(())
+    })?;
     Ok(())
 }

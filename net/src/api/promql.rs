@@ -18,6 +18,7 @@ use tracing::debug;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::sync::Arc;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -25,10 +26,12 @@ use http::StatusCode;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, HeaderValue};
 use hyper::Request;
 use hyper::body::Incoming;
-use strata_engine::instance::now_ms;
+use strata_engine::instance::{PartialError, now_ms};
 use strata_engine::promql::{
-    Engine, EngineOptions, EvalError, QueryResult, Queryable, SeriesSamples, Value,
+    Engine, EngineOptions, EvalError, Partials, QueryResult, Queryable, SeriesSamples,
+    SeriesVisitor, Value,
 };
+use strata_engine::shard::EvalPart;
 use strata_engine::tenant::TenantId;
 use strata_storage::labels::Labels;
 use strata_storage::matcher::Matcher;
@@ -58,7 +61,7 @@ pub async fn query(app: &App, req: Request<Incoming>) -> Result<HttpResponse, Ap
     let limit = params.limit()?;
     let expr = params.get("query").unwrap_or_default();
     let mut timing = Timing::start();
-    let data = fetch(app, &tenant, &engine, max_samples, expr, t, t).await?;
+    let data = fetch(app, &tenant, &engine, max_samples, expr, (t, t, 0)).await?;
     timing.fetched();
     let res = engine.instant(&data, expr, t).map_err(eval_error)?;
     timing.evaluated();
@@ -99,7 +102,7 @@ pub async fn query_range(app: &App, req: Request<Incoming>) -> Result<HttpRespon
     let limit = params.limit()?;
     let expr = params.get("query").unwrap_or_default();
     let mut timing = Timing::start();
-    let data = fetch(app, &tenant, &engine, max_samples, expr, start, end).await?;
+    let data = fetch(app, &tenant, &engine, max_samples, expr, (start, end, step)).await?;
     timing.fetched();
     let res = engine
         .range(&data, expr, start, end, step)
@@ -320,18 +323,43 @@ fn respond(mut res: QueryResult, limit: usize, gzip: bool) -> HttpResponse {
     super::json(StatusCode::OK, body)
 }
 
-/// Lists the selections `expr` needs over `[start, end]` and fetches each from every shard.
+/// Has every shard evaluate the aggregations of `expr` that can be pushed down to them, and
+/// fetches from every shard the selections the rest of `expr` needs over `(start, end, step)`
+/// (step 0: an instant query at `start`).
 async fn fetch(
     app: &App,
     tenant: &TenantId,
     engine: &Engine,
     max_samples: usize,
     expr: &str,
-    start: i64,
-    end: i64,
+    (start, end, step): (i64, i64, i64),
 ) -> Result<Fetched, ApiError> {
-    let selections = engine.selections(expr, start, end).map_err(eval_error)?;
-    let mut data = Fetched::default();
+    let aggs = engine.pushdowns(expr).map_err(eval_error)?;
+    let selections = engine
+        .selections(expr, start, end, &aggs)
+        .map_err(eval_error)?;
+    let query: Arc<str> = Arc::from(expr);
+    let mut partials = Partials::default();
+    for agg in aggs {
+        let part = EvalPart {
+            tenant: tenant.clone(),
+            query: query.clone(),
+            agg: agg.clone(),
+            start,
+            end,
+            step,
+            opts: engine.options().clone(),
+        };
+        let p = app.instance.partial(part).await.map_err(|e| match e {
+            PartialError::Eval(e) => eval_error(e),
+            PartialError::Read(e) => ApiError::internal(&e.to_string()),
+        })?;
+        partials.insert(agg, p);
+    }
+    let mut data = Fetched {
+        partials,
+        ..Fetched::default()
+    };
     let mut loaded = 0usize;
     for s in selections {
         let series = app
@@ -359,6 +387,7 @@ async fn fetch(
 #[derive(Debug, Default)]
 pub struct Fetched {
     series: BTreeMap<Labels, Vec<(i64, f64)>>,
+    partials: Partials,
 }
 
 impl Fetched {
@@ -377,6 +406,33 @@ impl Fetched {
 }
 
 impl Queryable for Fetched {
+    fn select_each(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        f: SeriesVisitor<'_>,
+    ) -> Result<(), EvalError> {
+        for (labels, samples) in &self.series {
+            if !matchers
+                .iter()
+                .all(|m| m.matches(labels.get(m.name()).unwrap_or("")))
+            {
+                continue;
+            }
+            let lo = samples.partition_point(|p| p.0 < mint);
+            let hi = samples.partition_point(|p| p.0 <= maxt);
+            if lo < hi {
+                f(labels, &samples[lo..hi])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn partials(&self) -> Option<&Partials> {
+        Some(&self.partials)
+    }
+
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
         let mut out = Vec::new();
         for (labels, samples) in &self.series {
