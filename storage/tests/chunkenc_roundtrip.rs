@@ -3,8 +3,21 @@
 
 use proptest::prelude::*;
 use strata_storage::chunkenc::xor::{
-    ChunkError, MAX_SAMPLES_PER_CHUNK, XorEncoder, XorIterator, decode_all,
+    ChunkError, MAX_SAMPLES_PER_CHUNK, XorEncoder, XorIterator, decode_all, decode_into,
 };
+
+/// What the iterator yields from `data` and its error, and what `decode_into` appends and returns:
+/// they must be the same, bit for bit.
+fn both_decoders(data: &[u8]) -> (Vec<(i64, u64)>, Option<ChunkError>) {
+    let mut it = XorIterator::new(data);
+    let by_iter = as_bits(&(&mut it).collect::<Vec<_>>());
+    let mut bulk = vec![(7, 7.0)];
+    let res = decode_into(data, &mut bulk);
+    assert_eq!(bulk[0], (7, 7.0), "decode_into appends");
+    assert_eq!(as_bits(&bulk[1..]), by_iter, "same samples");
+    assert_eq!(res.err(), it.err(), "same error");
+    (by_iter, it.err())
+}
 
 /// Prometheus's stale marker.
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -129,6 +142,38 @@ proptest! {
         }
         let decoded: Vec<i64> = XorIterator::new(enc.bytes()).map(|(t, _)| t).collect();
         prop_assert_eq!(decoded, ts);
+    }
+
+    #[test]
+    fn bulk_decoder_equals_iterator(
+        samples in samples(usize::from(MAX_SAMPLES_PER_CHUNK) * 2),
+        cut in any::<prop::sample::Index>(),
+        flip in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let mut enc = XorEncoder::new();
+        for &(t, v) in &samples {
+            enc.append(t, f64::from_bits(v));
+        }
+        let data = enc.bytes().to_vec();
+        let (decoded, err) = both_decoders(&data);
+        prop_assert_eq!(decoded, samples);
+        prop_assert_eq!(err, None);
+        // Truncated anywhere, and with one bit flipped anywhere.
+        both_decoders(&data[..cut.index(data.len() + 1)]);
+        let mut flipped = data.clone();
+        if !flipped.is_empty() {
+            let i = flip.index(flipped.len());
+            flipped[i] ^= 1 << bit;
+        }
+        both_decoders(&flipped);
+    }
+
+    #[test]
+    fn bulk_decoder_equals_iterator_on_arbitrary_bytes(
+        data in prop::collection::vec(any::<u8>(), 0..400),
+    ) {
+        both_decoders(&data);
     }
 
     #[test]
