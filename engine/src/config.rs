@@ -36,19 +36,105 @@ pub struct BlocksStorageConfig {
     pub tsdb: TsdbConfig,
 }
 
-/// `blocks_storage.tsdb:`
+/// `blocks_storage.tsdb:` (Cortex's names and defaults, plus `wal_fsync`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TsdbConfig {
-    /// Where the ingester keeps its local data (WAL and blocks, from the durability issue on).
+    /// Where the ingester keeps its local data: each shard's WAL, and the blocks it cuts.
     pub dir: PathBuf,
+    /// When a push is acknowledged: after the fsync that covers it (`group`, fsyncs batched
+    /// over `wal_group_commit_window`), or once in the WAL's buffer (`relaxed`, as Prometheus).
+    pub wal_fsync: WalFsync,
+    /// How long the first push waiting for an fsync waits for others to share it.
+    #[serde(with = "humantime_serde")]
+    pub wal_group_commit_window: Duration,
+    /// The size at which a WAL segment file is closed and the next one started.
+    pub wal_segment_size_bytes: u64,
+    /// Block ranges; the first is the range of the blocks the head cuts (at least 1m; ranges are
+    /// aligned to the clock).
+    #[serde(with = "duration_list")]
+    pub block_ranges_period: Vec<Duration>,
+    /// How often the head is checked for a range to cut.
+    #[serde(with = "humantime_serde")]
+    pub head_compaction_interval: Duration,
+    /// A head that received no sample for this long is cut whole.
+    #[serde(with = "humantime_serde")]
+    pub head_compaction_idle_timeout: Duration,
+    /// How long shipped blocks are kept on local disk.
+    #[serde(with = "humantime_serde")]
+    pub retention_period: Duration,
+    /// How often blocks not yet in the bucket are uploaded (0 disables shipping).
+    #[serde(with = "humantime_serde")]
+    pub ship_interval: Duration,
 }
 
 impl Default for TsdbConfig {
     fn default() -> Self {
         TsdbConfig {
             dir: PathBuf::from("./data/tsdb"),
+            wal_fsync: WalFsync::Group,
+            wal_group_commit_window: Duration::from_millis(2),
+            wal_segment_size_bytes: 128 << 20,
+            block_ranges_period: vec![Duration::from_hours(2)],
+            head_compaction_interval: Duration::from_mins(1),
+            head_compaction_idle_timeout: Duration::from_hours(1),
+            retention_period: Duration::from_hours(13),
+            ship_interval: Duration::from_mins(1),
         }
+    }
+}
+
+impl TsdbConfig {
+    /// The head's block range in ms (the first of `block_ranges_period`, at least 1m).
+    pub fn block_range_ms(&self) -> i64 {
+        let d = self
+            .block_ranges_period
+            .first()
+            .copied()
+            .unwrap_or(Duration::from_hours(2));
+        i64::try_from(d.as_millis())
+            .unwrap_or(i64::MAX / 4)
+            .max(60_000)
+    }
+}
+
+/// `blocks_storage.tsdb.wal_fsync`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WalFsync {
+    /// A push is acknowledged after the fsync that covers it.
+    #[default]
+    Group,
+    /// A push is acknowledged once its records are in the WAL's buffer.
+    Relaxed,
+}
+
+/// A YAML list of durations (`[2h, 12h]`), each in humantime's notation.
+mod duration_list {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    use humantime_serde::re::humantime;
+
+    /// Each range must be at least a minute; the list must not be empty.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let raw: Vec<String> = Vec::deserialize(d)?;
+        if raw.is_empty() {
+            return Err(serde::de::Error::custom("needs at least one range"));
+        }
+        raw.iter()
+            .map(|s| {
+                let d = humantime::parse_duration(s)
+                    .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))?;
+                if d < Duration::from_mins(1) {
+                    return Err(serde::de::Error::custom(format!(
+                        "range {s:?} is shorter than 1m"
+                    )));
+                }
+                Ok(d)
+            })
+            .collect()
     }
 }
 
