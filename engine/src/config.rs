@@ -125,8 +125,9 @@ mod duration_list {
         }
         raw.iter()
             .map(|s| {
-                let d = humantime::parse_duration(s)
-                    .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))?;
+                let d = humantime::parse_duration(s).map_err(|e| {
+                    serde::de::Error::custom(format!("invalid duration {s:?}: {e}"))
+                })?;
                 if d < Duration::from_mins(1) {
                     return Err(serde::de::Error::custom(format!(
                         "range {s:?} is shorter than 1m"

@@ -2,7 +2,6 @@
 //! tree): values as strings in Go's float formatting, timestamps as seconds with up to three
 //! decimals, label sets as objects in label order.
 
-
 use strata_engine::promql::{QueryResult, Value};
 use strata_storage::labels::Labels;
 
@@ -264,7 +263,9 @@ mod tests {
     #[test]
     fn floats_written_in_place_as_formatted() {
         let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut values = vec![0.0, -0.0, 1.0, 0.1, 1e-6, 9.99e-7, 1e21, 1e20, 123.456, -2.5e-300];
+        let mut values = vec![
+            0.0, -0.0, 1.0, 0.1, 1e-6, 9.99e-7, 1e21, 1e20, 123.456, -2.5e-300,
+        ];
         for _ in 0..10_000 {
             x ^= x << 13;
             x ^= x >> 7;
