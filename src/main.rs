@@ -10,13 +10,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use clap::Parser;
 use strata_engine::instance::Instance;
 use strata_engine::limits::TenantRegistry;
 use strata_engine::metrics::Metrics;
-use strata_engine::rt::{Driver, Runtime, RuntimeOptions};
-use strata_engine::shard::{Shard, ShardMsg, serve_inbox};
+use strata_engine::rt::{Driver, Mesh, Runtime, RuntimeOptions};
+use strata_engine::shard::{Shard, ShardMsg, serve_inbox, wal};
 use strata_net::api::{ApiConfig, App};
 use strata_storage::head::HeadOptions;
 use tracing::{error, info};
@@ -104,7 +105,8 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
     let registry = Arc::new(TenantRegistry::new(cfg.limits.clone(), metrics.clone()));
     let ready = Arc::new(AtomicBool::new(false));
-    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (started_tx, started_rx) = mpsc::channel::<Result<Mesh<ShardMsg>, String>>();
+    let tsdb = cfg.blocks_storage.tsdb.clone();
     let api = ApiConfig {
         auth_enabled: cfg.auth_enabled,
         max_recv_msg_size: cfg.distributor.max_recv_msg_size,
@@ -135,24 +137,65 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
         );
         let app = Rc::new(App::new(instance, api.clone(), shard_ready.clone()));
         let started = started_tx.clone();
+        let tsdb = tsdb.clone();
+        let registry = registry.clone();
         Box::pin(async move {
+            // Replay this shard's WAL before serving anything.
+            let wake = match wal::open(&shard, &tsdb, &registry).await {
+                Ok(wake) => wake,
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                    return;
+                }
+            };
             info!(shard = env.mesh.id(), driver = ?env.driver, "shard started");
+            compio::runtime::spawn(wal::commit_loop(
+                shard.clone(),
+                wake,
+                tsdb.wal_group_commit_window,
+            ))
+            .detach();
             compio::runtime::spawn(serve_inbox(shard, env.inbox)).detach();
-            let _ = started.send(());
+            let _ = started.send(Ok(env.mesh.clone()));
             strata_net::http::server::serve(env.listener, app).await;
         })
     })
     .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let mut mesh = None;
     for _ in 0..rt.shards() {
-        started_rx
-            .recv()
-            .map_err(|_| "a shard stopped while starting".to_string())?;
+        mesh = Some(
+            started_rx
+                .recv()
+                .map_err(|_| "a shard stopped while starting".to_string())??,
+        );
     }
+    let mesh = mesh.ok_or("no shard started")?;
     ready.store(true, Ordering::Release);
     info!(addr = %rt.addr(), target = ?cfg.target, "listening");
     let sig = wait_for_signal(&signals);
     info!(signal = sig, "shutting down");
+    ready.store(false, Ordering::Release);
+    shutdown(&mesh);
     Ok(())
+}
+
+/// Makes every shard's WAL durable before the process exits (with `wal_fsync: group` every
+/// acknowledged push already is; with `relaxed` this is what keeps them).
+fn shutdown(mesh: &Mesh<ShardMsg>) {
+    let mut pending = Vec::new();
+    for shard in 0..mesh.shards() {
+        let (tx, rx) = mpsc::channel();
+        if mesh.send_blocking(shard, ShardMsg::Shutdown(tx)).is_ok() {
+            pending.push((shard, rx));
+        }
+    }
+    for (shard, rx) in pending {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => info!(shard, "wal synced"),
+            Ok(Err(e)) => error!(shard, error = %e, "wal sync failed at shutdown"),
+            Err(_) => error!(shard, "wal sync did not finish at shutdown"),
+        }
+    }
 }
 
 fn block_termination_signals() -> libc::sigset_t {

@@ -161,15 +161,27 @@ impl Instance {
         let mut result = if parts[me].is_empty() {
             PushResult::default()
         } else {
-            self.shard
-                .borrow_mut()
-                .handle_push(&shared, &batch, &parts[me], window)
+            let (r, wait) = {
+                let mut s = self.shard.borrow_mut();
+                let r = s.handle_push(&shared, &batch, &parts[me], window);
+                let wait = s.durable_waiter(r.wal_seq);
+                (r, wait)
+            };
+            match wait {
+                None => r,
+                Some(rx) => crate::shard::wal::after_commit(r, rx.await),
+            }
         };
         for rx in pending {
             match rx.await {
                 Ok(r) => result.merge(r),
                 Err(_) => return Err(PushError::Internal("a shard dropped a push".into())),
             }
+        }
+        if let Some(e) = result.wal_error.take() {
+            // Not durable: the sender must retry (5xx). Appended samples stay in memory and a
+            // retry finds them as duplicates, which Prometheus's senders accept.
+            return Err(PushError::Internal(e));
         }
         shared.counters.received_samples.inc_by(result.appended);
         shared.counters.received_metadata.inc_by(metadata);

@@ -1,6 +1,7 @@
 //! strata's engine: the thread-per-core runtime (`rt`), shards and their messages, the push
 //! path's distribution over shards (`instance`), tenants, limits and validation.
 
+pub mod blocks;
 pub mod bucket;
 pub mod config;
 pub mod instance;
@@ -11,3 +12,4 @@ pub mod rt;
 pub mod shard;
 pub mod tenant;
 pub mod validation;
+pub mod wal_fs;

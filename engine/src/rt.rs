@@ -89,6 +89,13 @@ impl<M> Mesh<M> {
     }
 
     /// Sends `msg` to shard `to`, waiting while its inbox is full.
+    /// Sends from a thread that is not a shard (the main thread, at shutdown), blocking it.
+    pub fn send_blocking(&self, to: usize, msg: M) -> Result<(), ShardStopped> {
+        self.senders[to]
+            .send_blocking(msg)
+            .map_err(|_| ShardStopped(to))
+    }
+
     pub async fn send(&self, to: usize, msg: M) -> Result<(), ShardStopped> {
         self.senders[to]
             .send(msg)
@@ -199,6 +206,12 @@ impl Runtime {
             let _ = t.join();
         }
     }
+}
+
+/// An executor like a shard's (unpinned), for tests of code that runs on shards.
+#[doc(hidden)]
+pub fn build_executor_for_tests(driver: Driver) -> io::Result<compio::runtime::Runtime> {
+    build_executor(driver, None)
 }
 
 fn build_executor(driver: Driver, core: Option<usize>) -> io::Result<compio::runtime::Runtime> {

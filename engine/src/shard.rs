@@ -7,6 +7,7 @@
 mod handle_eval;
 mod handle_push;
 mod handle_select;
+pub mod wal;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -35,6 +36,8 @@ pub enum ShardMsg {
     Select(SelectRequest),
     /// Report the shard's statistics.
     Stats(oneshot::Sender<ShardStats>),
+    /// Make everything the WAL logged durable and stop acknowledging pushes (shutdown).
+    Shutdown(std::sync::mpsc::Sender<Result<(), String>>),
     /// Evaluate a pushed-down aggregation over the shard's series.
     Eval(
         Box<EvalPart>,
@@ -75,6 +78,8 @@ pub struct ShardStats {
 struct TenantHead {
     shared: Arc<TenantShared>,
     head: Head,
+    /// The tenant's id in the shard's WAL.
+    wal_id: u32,
 }
 
 /// The state one shard owns.
@@ -85,6 +90,8 @@ pub struct Shard {
     scheme: NameValidationScheme,
     /// Reused label scratch for new series (canonical label order, empty values dropped).
     scratch: Vec<(Box<str>, Box<str>)>,
+    /// The WAL, once opened (`wal::open`); `None` runs without durability (tests, tools).
+    wal: Option<wal::ShardWal>,
 }
 
 /// A shard's state, shared between its tasks on its own thread.
@@ -98,6 +105,7 @@ impl Shard {
             head_options,
             scheme,
             scratch: Vec::new(),
+            wal: None,
         }
     }
 
@@ -109,6 +117,7 @@ impl Shard {
     pub fn handle(&mut self, msg: ShardMsg) {
         match msg {
             ShardMsg::Push(part) => {
+                // Only reached without a WAL to wait on (serve_inbox handles pushes itself).
                 let result = self.handle_push(&part.tenant, &part.batch, &part.series, part.window);
                 drop(part.batch);
                 let _ = part.reply.send(result);
@@ -123,6 +132,10 @@ impl Shard {
             }
             ShardMsg::Eval(req, reply) => {
                 let _ = reply.send(self.handle_eval(&req));
+            }
+            ShardMsg::Shutdown(reply) => {
+                // Only reached without the inbox loop (which syncs the WAL first).
+                let _ = reply.send(Ok(()));
             }
         }
     }
@@ -142,11 +155,16 @@ impl Shard {
     fn tenant_head(&mut self, shared: &Arc<TenantShared>) -> &mut TenantHead {
         if !self.tenants.contains_key(&shared.id) {
             let head = Head::new(self.head_options.clone());
+            let wal_id = self
+                .wal
+                .as_mut()
+                .map_or(0, |w| w.tenant(shared.id.as_str()));
             self.tenants.insert(
                 shared.id.clone(),
                 TenantHead {
                     shared: shared.clone(),
                     head,
+                    wal_id,
                 },
             );
         }
@@ -157,7 +175,39 @@ impl Shard {
 /// Serves a shard's inbox until every sender is gone.
 pub async fn serve_inbox(shard: ShardRef, inbox: async_channel::Receiver<ShardMsg>) {
     while let Ok(msg) = inbox.recv().await {
-        shard.borrow_mut().handle(msg);
+        let part = match msg {
+            ShardMsg::Push(part) => part,
+            ShardMsg::Shutdown(reply) => {
+                let shard = shard.clone();
+                compio::runtime::spawn(async move {
+                    let res = wal::sync_now(&shard).await.map_err(|e| e.to_string());
+                    let _ = reply.send(res);
+                })
+                .detach();
+                continue;
+            }
+            msg => {
+                shard.borrow_mut().handle(msg);
+                continue;
+            }
+        };
+        let (result, wait) = {
+            let mut s = shard.borrow_mut();
+            let r = s.handle_push(&part.tenant, &part.batch, &part.series, part.window);
+            let wait = s.durable_waiter(r.wal_seq);
+            (r, wait)
+        };
+        drop(part.batch);
+        match wait {
+            None => {
+                let _ = part.reply.send(result);
+            }
+            // Acknowledged once the fsync covering it is done; meanwhile the inbox goes on.
+            Some(rx) => compio::runtime::spawn(async move {
+                let _ = part.reply.send(wal::after_commit(result, rx.await));
+            })
+            .detach(),
+        }
     }
 }
 

@@ -11,25 +11,39 @@ use std::time::Duration;
 use prost::Message;
 use strata_net::remote_write::proto;
 
+/// A fresh, unique directory for a test's data.
+pub fn temp_dir() -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "strata-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ))
+}
+
 /// A running strata process; killed on drop.
 pub struct Server {
     child: Child,
     pub addr: String,
     pub dir: PathBuf,
+    /// Whether `dir` outlives the server (started with [`Server::start_in`]).
+    keep_dir: bool,
 }
 
 impl Server {
     /// Starts strata with `yaml` appended to a test base config (2 shards, port 0, data in a temp
     /// dir) and the extra CLI `args`.
     pub fn start(yaml: &str, args: &[&str]) -> Server {
-        let dir = std::env::temp_dir().join(format!(
-            "strata-test-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
+        let mut s = Server::start_in(&temp_dir(), yaml, args);
+        s.keep_dir = false;
+        s
+    }
+
+    /// Like [`Server::start`], with its data in `dir` (kept from an earlier run: a restart).
+    pub fn start_in(dir: &std::path::Path, yaml: &str, args: &[&str]) -> Server {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let mut config = format!(
             "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\ningester:\n  shards: 2\nblocks_storage:\n  tsdb:\n    dir: {}\n",
@@ -65,7 +79,21 @@ impl Server {
         // Keep draining the log so the child never blocks on a full pipe.
         #[allow(clippy::disallowed_methods)] // a test helper thread, not a shard
         std::thread::spawn(move || for _ in lines {});
-        Server { child, addr, dir }
+        Server {
+            child,
+            addr,
+            dir,
+            keep_dir: true,
+        }
+    }
+
+    /// Sends SIGKILL (no shutdown of any kind); dropping the server reaps it.
+    pub fn sigkill(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
     }
 
     /// Starts strata with `auth_enabled: true` and generous limits.
@@ -84,8 +112,21 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        self.try_request(method, path, headers, body)
+            .expect("request failed")
+    }
+
+    /// [`Server::request`], or `None` when the connection fails or no answer comes (the server
+    /// died).
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Option<Response> {
+        let mut s = TcpStream::connect(&self.addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
             self.addr
@@ -100,11 +141,14 @@ impl Server {
             let _ = write!(req, "Content-Length: {}\r\n", body.len());
         }
         req.push_str("\r\n");
-        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(req.as_bytes()).ok()?;
         let _ = s.write_all(body);
         let mut raw = Vec::new();
         let _ = s.read_to_end(&mut raw);
-        Response::parse(&raw)
+        if !raw.starts_with(b"HTTP/1.1 ") || !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            return None;
+        }
+        Some(Response::parse(&raw))
     }
 
     /// Pushes a remote-write request (prost-encoded, snappy-compressed) for `tenant`.
@@ -177,7 +221,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

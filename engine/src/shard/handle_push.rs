@@ -48,6 +48,10 @@ pub struct PushResult {
     pub discarded: Vec<(DiscardReason, u64)>,
     /// The first error's message (without the tenant prefix).
     pub first_error: Option<String>,
+    /// The WAL sequence number the push's records end at (`None`: nothing logged).
+    pub wal_seq: Option<u64>,
+    /// Set when the WAL could not make the push durable: the push failed (500, retried).
+    pub wal_error: Option<String>,
 }
 
 impl PushResult {
@@ -74,6 +78,9 @@ impl PushResult {
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
+        if self.wal_error.is_none() {
+            self.wal_error = other.wal_error;
+        }
     }
 }
 
@@ -88,7 +95,26 @@ impl Shard {
     ) -> PushResult {
         let scheme = self.scheme;
         let mut scratch = std::mem::take(&mut self.scratch);
+        if let Some(msg) = self.wal_failure() {
+            return PushResult {
+                wal_error: Some(msg.to_owned()),
+                ..PushResult::default()
+            };
+        }
+        // What the WAL logs: new series and appended samples (buffers reused across pushes).
+        let logging = self.wal.is_some();
+        let (mut wal_series, mut wal_samples) = self
+            .wal
+            .as_mut()
+            .map(|w| {
+                (
+                    std::mem::take(&mut w.new_series),
+                    std::mem::take(&mut w.samples),
+                )
+            })
+            .unwrap_or_default();
         let th = self.tenant_head(tenant);
+        let wal_id = th.wal_id;
         let head = &mut th.head;
         let limits = &th.shared.limits;
         let mut res = PushResult::default();
@@ -130,7 +156,11 @@ impl Shard {
                     }
                     debug_assert_eq!(hasher.finish(), entry.hash);
                     res.new_series += 1;
-                    head.create(entry.hash, scratch.iter().map(|(n, v)| (&**n, &**v)))
+                    let r = head.create(entry.hash, scratch.iter().map(|(n, v)| (&**n, &**v)));
+                    if logging {
+                        wal_series.push(r);
+                    }
+                    r
                 }
             };
             for s in samples {
@@ -146,7 +176,12 @@ impl Shard {
                     continue;
                 }
                 match head.append(sref, s.t, s.v) {
-                    Ok(()) => res.appended += 1,
+                    Ok(()) => {
+                        res.appended += 1;
+                        if logging {
+                            wal_samples.push((sref, s.t, s.v));
+                        }
+                    }
                     Err(e) => {
                         let reason = match e {
                             AppendError::OutOfOrder { .. } => DiscardReason::OutOfOrder,
@@ -164,6 +199,11 @@ impl Shard {
             }
         }
         self.scratch = scratch;
+        if let Some(w) = self.wal.as_mut() {
+            w.new_series = wal_series;
+            w.samples = wal_samples;
+            res.wal_seq = self.log_push(wal_id, &tenant.id);
+        }
         res
     }
 }

@@ -499,16 +499,16 @@ pub fn decode_into(data: &[u8], out: &mut Vec<(i64, f64)>) -> Result<(), ChunkEr
             None => return it.err.map_or(Ok(()), Err),
         }
     }
-    let (n, mut read) = (it.num_samples, it.num_read);
+    let (count, mut read) = (it.num_samples, it.num_read);
     let (mut t, mut delta, mut bits) = (it.t, it.t_delta, it.v_bits);
     let (mut leading, mut trailing) = (u32::from(it.leading), u32::from(it.trailing));
-    let mut r = it.stream;
+    let mut stream = it.stream;
     let truncated = |sample| ChunkError::Truncated {
         sample,
-        num_samples: n,
+        num_samples: count,
     };
-    while read < n {
-        let mut window = r.peek_120();
+    while read < count {
+        let mut window = stream.peek_120();
         let top = (window >> 64) as u64;
         let (dod, dod_len) = match (!top).leading_zeros() {
             0 => (0, 1),
@@ -517,12 +517,12 @@ pub fn decode_into(data: &[u8], out: &mut Vec<(i64, f64)>) -> Result<(), ChunkEr
             3 => (bucket_dod(top << 4, 20), 4 + 20),
             _ => {
                 // '1111' and a 64-bit delta of deltas; the value starts after it.
-                if r.bits_left() < 4 + 64 {
+                if stream.bits_left() < 4 + 64 {
                     return Err(truncated(read));
                 }
                 let dod = ((window << 4) >> 64) as u64 as i64;
-                r.skip(4 + 64).ok_or_else(|| truncated(read))?;
-                window = r.peek_120();
+                stream.skip(4 + 64).ok_or_else(|| truncated(read))?;
+                window = stream.peek_120();
                 (dod, 0)
             }
         };
@@ -555,7 +555,9 @@ pub fn decode_into(data: &[u8], out: &mut Vec<(i64, f64)>) -> Result<(), ChunkEr
             // used + sig_bits <= 24 + 13 + 64 = 101 bits, within the 120 peeked.
             bits ^= (((window << used) >> (128 - sig_bits)) as u64) << trailing;
         }
-        r.skip(used + sig_bits).ok_or_else(|| truncated(read))?;
+        stream
+            .skip(used + sig_bits)
+            .ok_or_else(|| truncated(read))?;
         read += 1;
         out.push((t, f64::from_bits(bits)));
     }
