@@ -131,6 +131,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.listen_addr().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.blocks_storage
+            .bucket()
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.querier.validate().map_err(ConfigError::Invalid)?;
         if self.distributor.max_recv_msg_size == 0 {
             return Err(ConfigError::Invalid(

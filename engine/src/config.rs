@@ -29,11 +29,29 @@ pub struct IngesterConfig {
     pub shards: usize,
 }
 
-/// `blocks_storage:`
+/// `blocks_storage:` the ingester's local TSDB and the bucket (Cortex's names).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlocksStorageConfig {
     pub tsdb: TsdbConfig,
+    pub backend: crate::bucket::Backend,
+    pub filesystem: crate::bucket::FilesystemConfig,
+    pub s3: crate::bucket::S3Config,
+    pub gcs: crate::bucket::GcsConfig,
+    pub azure: crate::bucket::AzureConfig,
+}
+
+impl BlocksStorageConfig {
+    /// The bucket's part of the section.
+    pub fn bucket(&self) -> crate::bucket::BucketConfig {
+        crate::bucket::BucketConfig {
+            backend: self.backend,
+            filesystem: self.filesystem.clone(),
+            s3: self.s3.clone(),
+            gcs: self.gcs.clone(),
+            azure: self.azure.clone(),
+        }
+    }
 }
 
 /// `blocks_storage.tsdb:` (Cortex's names and defaults, plus `wal_fsync`).
