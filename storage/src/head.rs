@@ -26,6 +26,7 @@ mod paged;
 mod postings;
 mod query;
 mod series;
+mod truncate;
 
 use hashbrown::HashTable;
 

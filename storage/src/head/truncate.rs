@@ -1,0 +1,127 @@
+//! Releasing what a block now holds: closed chunks entirely before a time are dropped and their
+//! bytes' memory returned, by rebuilding the chunk arena with the chunks that stay.
+//!
+//! Series are kept (with their labels and postings) even when no chunk of theirs remains: their
+//! refs are what the WAL names, and a series usually receives its next sample soon. The open chunk
+//! always stays (a series with samples has one); it is dropped from the next block's cut by its
+//! time range.
+
+use super::Head;
+use super::arena::ByteArena;
+use super::paged::PagedVec;
+use super::series::{ClosedChunk, NO_CHUNK};
+
+impl Head {
+    /// Drops every closed chunk whose samples are all before `t` (`max_t < t`) and releases its
+    /// memory. Returns how many chunks were dropped.
+    pub fn truncate_before(&mut self, t: i64) -> usize {
+        let mut closed: PagedVec<ClosedChunk> = PagedVec::default();
+        let mut arena = ByteArena::default();
+        let mut dropped = 0;
+        for r in 0..self.series.len() as u32 {
+            let (mut next, mut first, mut last) =
+                (self.series.get(r).first_closed, NO_CHUNK, NO_CHUNK);
+            while next != NO_CHUNK {
+                let c = *self.closed.get(next);
+                next = c.next;
+                if c.max_t < t {
+                    dropped += 1;
+                    continue;
+                }
+                let loc = arena.push(self.chunk_bytes.get(c.loc, c.len));
+                let idx = closed.push(ClosedChunk {
+                    loc,
+                    next: NO_CHUNK,
+                    ..c
+                });
+                if last == NO_CHUNK {
+                    first = idx;
+                } else {
+                    closed.get_mut(last).next = idx;
+                }
+                last = idx;
+            }
+            let s = self.series.get_mut(r);
+            s.first_closed = first;
+            s.last_closed = last;
+        }
+        if dropped > 0 {
+            self.closed = closed;
+            self.chunk_bytes = arena;
+        }
+        if self.min_t < t {
+            // The oldest sample left is at or after `t`, or in an open chunk that started before.
+            let mut min_t = i64::MAX;
+            for r in 0..self.series.len() as u32 {
+                let s = self.series.get(r);
+                if s.first_closed != NO_CHUNK {
+                    min_t = min_t.min(self.closed.get(s.first_closed).min_t);
+                } else if s.has_samples() {
+                    min_t = min_t.min(s.chunk_min_t);
+                }
+            }
+            self.min_t = min_t;
+        }
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::HeadOptions;
+    use crate::labels::LabelHasher;
+
+    fn head_with(series: usize, samples: i64) -> Head {
+        let mut h = Head::new(HeadOptions {
+            chunk_range_ms: 60_000,
+            max_samples_per_chunk: 120,
+        });
+        for i in 0..series {
+            let v = i.to_string();
+            let mut hasher = LabelHasher::new();
+            hasher.add(b"i", v.as_bytes());
+            let r = h.create(hasher.finish(), [("i", v.as_str())].into_iter());
+            for k in 0..samples {
+                h.append(r, k * 10_000, (k * 7 + i as i64) as f64).unwrap();
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn drops_chunks_before_and_keeps_the_rest_bit_for_bit() {
+        let mut h = head_with(20, 60); // 10 minutes, one chunk per minute
+        let before = h.memory().chunks;
+        let mut expect = Vec::new();
+        for r in 0..20 {
+            let mut s = Vec::new();
+            h.samples(r, 300_000, i64::MAX, &mut s);
+            expect.push(s);
+        }
+        let dropped = h.truncate_before(300_000);
+        assert_eq!(dropped, 20 * 5, "5 whole minutes of chunks per series");
+        assert!(h.memory().chunks < before, "memory released");
+        assert_eq!(h.min_time(), 300_000);
+        for r in 0..20 {
+            let mut s = Vec::new();
+            h.samples(r, i64::MIN, i64::MAX, &mut s);
+            assert_eq!(s, expect[r as usize], "series {r}");
+        }
+        // Appends go on after a truncation.
+        h.append(0, 600_000, 1.0).unwrap();
+        assert_eq!(h.truncate_before(0), 0);
+    }
+
+    #[test]
+    fn truncating_everything_keeps_the_open_chunks() {
+        let mut h = head_with(3, 30);
+        h.truncate_before(i64::MAX);
+        for r in 0..3 {
+            let mut s = Vec::new();
+            h.samples(r, i64::MIN, i64::MAX, &mut s);
+            // The open chunk: the last minute's samples (minute 4: t in [240s, 290s]).
+            assert_eq!(s.first().map(|p| p.0), Some(240_000));
+        }
+    }
+}
