@@ -13,6 +13,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Parser;
+use strata_engine::blocks::BlockCatalog;
+use strata_engine::bucket::Bucket;
+use strata_engine::compact::{self, Compactor};
 use strata_engine::instance::Instance;
 use strata_engine::limits::TenantRegistry;
 use strata_engine::metrics::Metrics;
@@ -106,7 +109,17 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
     let registry = Arc::new(TenantRegistry::new(cfg.limits.clone(), metrics.clone()));
     let ready = Arc::new(AtomicBool::new(false));
     let (started_tx, started_rx) = mpsc::channel::<Result<Mesh<ShardMsg>, String>>();
-    let tsdb = cfg.blocks_storage.tsdb.clone();
+    let tsdb = Arc::new(cfg.blocks_storage.tsdb.clone());
+    let bucket = Bucket::new(&cfg.blocks_storage.bucket()).map_err(|e| e.to_string())?;
+    // Where each tenant's blocks on disk end: replay and pushes take nothing before it.
+    let blocks_end = compact::blocks_end(&tsdb.dir);
+    let compacting = Arc::new(AtomicBool::new(false));
+    let bucket_store = cfg.blocks_storage.bucket_store.clone();
+    let head_options = HeadOptions {
+        // Chunks never straddle a block range, so a cut takes whole chunks.
+        chunk_range_ms: tsdb.block_range_ms(),
+        ..HeadOptions::default()
+    };
     let api = ApiConfig {
         auth_enabled: cfg.auth_enabled,
         max_recv_msg_size: cfg.distributor.max_recv_msg_size,
@@ -124,22 +137,37 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
     };
     let shard_ready = ready.clone();
     let rt = Runtime::start::<ShardMsg, _>(&opts, addr, move |env| {
-        let shard = Rc::new(RefCell::new(Shard::new(
-            env.mesh.id(),
-            HeadOptions::default(),
-            scheme,
-        )));
+        let mut shard = Shard::new(env.mesh.id(), head_options.clone(), scheme);
+        shard.set_min_valid(blocks_end.clone());
+        let shard = Rc::new(RefCell::new(shard));
         let instance = Instance::new(
             shard.clone(),
             env.mesh.clone(),
             registry.clone(),
             metrics.clone(),
         );
-        let app = Rc::new(App::new(instance, api.clone(), shard_ready.clone()));
+        let compactor = Compactor::new(
+            env.mesh.clone(),
+            tsdb.clone(),
+            Some(bucket.clone()),
+            compacting.clone(),
+        );
+        // Queries read the blocks on local disk and in the bucket too.
+        let catalog = BlockCatalog::new(Some(&tsdb.dir), Some(bucket.clone()), &bucket_store);
+        let mut app = App::new(instance, api.clone(), shard_ready.clone());
+        app.compactor = Some(compactor.clone());
         let started = started_tx.clone();
         let tsdb = tsdb.clone();
         let registry = registry.clone();
         Box::pin(async move {
+            match catalog {
+                Ok(c) => app.blocks = Rc::new(c),
+                Err(e) => {
+                    let _ = started.send(Err(format!("cannot read blocks: {e}")));
+                    return;
+                }
+            }
+            let app = Rc::new(app);
             // Replay this shard's WAL before serving anything.
             let wake = match wal::open(&shard, &tsdb, &registry).await {
                 Ok(wake) => wake,
@@ -156,6 +184,10 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
             ))
             .detach();
             compio::runtime::spawn(serve_inbox(shard, env.inbox)).detach();
+            if env.mesh.id() == 0 {
+                // One shard decides and coordinates the cuts of every tenant's head.
+                compio::runtime::spawn(compactor.run()).detach();
+            }
             let _ = started.send(Ok(env.mesh.clone()));
             strata_net::http::server::serve(env.listener, app).await;
         })

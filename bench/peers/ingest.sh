@@ -11,11 +11,12 @@
 #                              [--no-build] [--no-install] [--keep]
 # The same settings as environment variables: HOSTS ROUNDS CONCURRENCY BATCH SYSTEMS SETTLE
 # READY_TIMEOUT VERIFY=1 BUILD=0 INSTALL=0 KEEP=1 RESULTS_DIR; binaries: LOADGEN_BIN STRATA_BIN PROMETHEUS_BIN
-# VM_BIN; ports: PROMETHEUS_PORT VM_PORT (strata's comes from strata-bench.yaml).
+# VM_BIN; ports: PROMETHEUS_PORT VM_PORT (strata's comes from its config: STRATA_CONFIG, default
+# bench/peers/strata-bench.yaml).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-STRATA_CONFIG="$ROOT/bench/peers/strata-bench.yaml"
+STRATA_CONFIG=${STRATA_CONFIG:-$ROOT/bench/peers/strata-bench.yaml}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 
 HOSTS=${HOSTS:-1000}

@@ -39,6 +39,8 @@ pub struct BlocksStorageConfig {
     pub s3: crate::bucket::S3Config,
     pub gcs: crate::bucket::GcsConfig,
     pub azure: crate::bucket::AzureConfig,
+    /// How queriers read the bucket (Cortex's `bucket_store` section; the keys strata reads).
+    pub bucket_store: crate::blocks::BucketStoreConfig,
 }
 
 impl BlocksStorageConfig {

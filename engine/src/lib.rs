@@ -1,7 +1,9 @@
 //! strata's engine: the thread-per-core runtime (`rt`), shards and their messages, the push
 //! path's distribution over shards (`instance`), tenants, limits and validation.
 
+pub mod blocks;
 pub mod bucket;
+pub mod compact;
 pub mod config;
 pub mod instance;
 pub mod limits;

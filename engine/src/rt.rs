@@ -208,6 +208,22 @@ impl Runtime {
     }
 }
 
+/// Runs `f` on a thread of its own and awaits its result from a shard without blocking it: for
+/// rare, long, blocking work (writing a block with `std::fs`), never per request.
+pub async fn run_blocking<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })?;
+    rx.await
+        .map_err(|_| io::Error::other(format!("{name}: the thread panicked")))
+}
+
 /// An executor like a shard's (unpinned), for tests of code that runs on shards.
 #[doc(hidden)]
 pub fn build_executor_for_tests(driver: Driver) -> io::Result<compio::runtime::Runtime> {

@@ -4,6 +4,7 @@
 //! and never hold a borrow across an `.await`, so the local push path and the inbox loop can share
 //! it without locks. One file per request kind: `handle_push.rs`, `handle_select.rs`, `handle_eval.rs`.
 
+mod handle_cut;
 mod handle_eval;
 mod handle_push;
 mod handle_select;
@@ -20,6 +21,7 @@ use strata_storage::head::{Head, HeadOptions};
 use strata_storage::labels::Labels;
 use strata_storage::matcher::Matcher;
 
+pub use handle_cut::{CutMsg, CutSeries, HeadRange};
 pub use handle_eval::{EvalPart, HeadQueryable};
 pub use handle_push::PushResult;
 pub use handle_select::{SelectKind, SelectResult, SeriesSamples};
@@ -38,6 +40,8 @@ pub enum ShardMsg {
     Stats(oneshot::Sender<ShardStats>),
     /// Make everything the WAL logged durable and stop acknowledging pushes (shutdown).
     Shutdown(std::sync::mpsc::Sender<Result<(), String>>),
+    /// A step of cutting a block from the heads.
+    Cut(CutMsg),
     /// Evaluate a pushed-down aggregation over the shard's series.
     Eval(
         Box<EvalPart>,
@@ -80,6 +84,9 @@ struct TenantHead {
     head: Head,
     /// The tenant's id in the shard's WAL.
     wal_id: u32,
+    /// Samples before this are in blocks already: refused as out of bounds (and skipped at
+    /// replay), so no range is cut twice.
+    min_valid_t: i64,
 }
 
 /// The state one shard owns.
@@ -92,6 +99,9 @@ pub struct Shard {
     scratch: Vec<(Box<str>, Box<str>)>,
     /// The WAL, once opened (`wal::open`); `None` runs without durability (tests, tools).
     wal: Option<wal::ShardWal>,
+    /// Per tenant, the end of its newest block on local disk at start-up (see
+    /// `TenantHead::min_valid_t`).
+    min_valid: HashMap<TenantId, i64>,
 }
 
 /// A shard's state, shared between its tasks on its own thread.
@@ -106,11 +116,17 @@ impl Shard {
             scheme,
             scratch: Vec::new(),
             wal: None,
+            min_valid: HashMap::new(),
         }
     }
 
     pub fn id(&self) -> usize {
         self.id
+    }
+
+    /// Sets, per tenant, where its blocks on disk end (before the WAL replay).
+    pub fn set_min_valid(&mut self, min_valid: HashMap<TenantId, i64>) {
+        self.min_valid = min_valid;
     }
 
     /// Handles one message from another shard.
@@ -133,6 +149,7 @@ impl Shard {
             ShardMsg::Eval(req, reply) => {
                 let _ = reply.send(self.handle_eval(&req));
             }
+            ShardMsg::Cut(msg) => self.handle_cut(msg),
             ShardMsg::Shutdown(reply) => {
                 // Only reached without the inbox loop (which syncs the WAL first).
                 let _ = reply.send(Ok(()));
@@ -165,6 +182,7 @@ impl Shard {
                     shared: shared.clone(),
                     head,
                     wal_id,
+                    min_valid_t: self.min_valid.get(&shared.id).copied().unwrap_or(i64::MIN),
                 },
             );
         }

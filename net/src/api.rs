@@ -23,6 +23,7 @@ use http::{Method, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
+use strata_engine::blocks::BlockCatalog;
 use strata_engine::instance::Instance;
 use strata_engine::tenant::TenantId;
 use strata_engine::validation::NameValidationScheme;
@@ -48,6 +49,11 @@ pub struct App {
     pub config: ApiConfig,
     /// Set once every shard is serving.
     pub ready: Arc<AtomicBool>,
+    /// This shard's catalog of the tenants' blocks (local and in the bucket); disabled until
+    /// the binary sets it. An `Rc` so that the shard's inbox loop can share it.
+    pub blocks: Rc<BlockCatalog>,
+    /// Cuts blocks from the heads (`/ingester/flush`); set by the binary.
+    pub compactor: Option<strata_engine::compact::Compactor>,
     /// Reused buffer for compressed request bodies.
     body_buf: RefCell<Vec<u8>>,
 }
@@ -61,6 +67,8 @@ impl App {
             instance,
             config,
             ready,
+            blocks: Rc::new(BlockCatalog::disabled()),
+            compactor: None,
             body_buf: RefCell::new(Vec::new()),
         }
     }
@@ -92,6 +100,8 @@ impl App {
             }
             (&Method::GET, "/api/v1/status/buildinfo") => Ok(query::buildinfo()),
             (&Method::GET, "/ready") => Ok(self.readiness()),
+            (&Method::GET | &Method::POST, "/ingester/flush") => self.flush(false).await,
+            (&Method::GET | &Method::POST, "/ingester/shutdown") => self.flush(true).await,
             (&Method::GET, "/metrics") => self.metrics().await,
             (_, "/api/v1/push" | "/api/v1/write" | "/api/v1/read" | "/ready" | "/metrics") => {
                 Err(ApiError::method_not_allowed(req.method()))
@@ -124,6 +134,26 @@ impl App {
 
     pub fn give_body_buf(&self, buf: Vec<u8>) {
         *self.body_buf.borrow_mut() = buf;
+    }
+
+    /// `/ingester/flush`: cuts every tenant's head into blocks now and ships them, as Cortex's
+    /// ingester does; `/ingester/shutdown` (`stop`) then stops the process (SIGTERM to itself:
+    /// the WAL is synced and the process exits).
+    async fn flush(&self, stop: bool) -> Result<HttpResponse, ApiError> {
+        let Some(c) = &self.compactor else {
+            return Err(ApiError::internal("this process cuts no blocks"));
+        };
+        let blocks = c.compact(true).await.map_err(|e| ApiError::internal(&e))?;
+        if stop {
+            // SAFETY: kill(2) on our own pid; the main thread waits for SIGTERM in sigwait.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGTERM);
+            }
+        }
+        Ok(text(
+            StatusCode::OK,
+            format!("flushed: {} blocks cut\n", blocks.len()),
+        ))
     }
 
     fn readiness(&self) -> HttpResponse {

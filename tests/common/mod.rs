@@ -45,10 +45,18 @@ impl Server {
     pub fn start_in(dir: &std::path::Path, yaml: &str, args: &[&str]) -> Server {
         let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
-        let mut config = format!(
-            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\ningester:\n  shards: 2\nblocks_storage:\n  tsdb:\n    dir: {}\n",
-            dir.join("tsdb").display()
+        let mut config = String::from(
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\ningester:\n  shards: 2\n",
         );
+        // The data under `dir`, unless the test's config has its own `blocks_storage`.
+        if !yaml.contains("blocks_storage:") {
+            let _ = write!(
+                config,
+                "blocks_storage:\n  tsdb:\n    dir: {}\n  filesystem:\n    dir: {}\n",
+                dir.join("tsdb").display(),
+                dir.join("bucket").display()
+            );
+        }
         config.push_str(yaml);
         let cfg_path = dir.join("strata.yaml");
         std::fs::write(&cfg_path, config).unwrap();

@@ -23,6 +23,7 @@ pub enum DiscardReason {
     TooNew,
     OutOfOrder,
     Duplicate,
+    OutOfBounds,
 }
 
 impl DiscardReason {
@@ -35,6 +36,7 @@ impl DiscardReason {
             DiscardReason::TooNew => "too_far_in_future",
             DiscardReason::OutOfOrder => "sample-out-of-order",
             DiscardReason::Duplicate => "new-value-for-timestamp",
+            DiscardReason::OutOfBounds => "sample-out-of-bounds",
         }
     }
 }
@@ -115,6 +117,7 @@ impl Shard {
             .unwrap_or_default();
         let th = self.tenant_head(tenant);
         let wal_id = th.wal_id;
+        let min_valid_t = th.min_valid_t;
         let head = &mut th.head;
         let limits = &th.shared.limits;
         let mut res = PushResult::default();
@@ -172,6 +175,17 @@ impl Shard {
                     };
                     res.discard(reason, 1, || {
                         window.check(s.t, batch.labels_of(i)).unwrap_or_default()
+                    });
+                    continue;
+                }
+                if s.t < min_valid_t {
+                    // Before the head: that range is in a block already (Prometheus's error).
+                    res.discard(DiscardReason::OutOfBounds, 1, || {
+                        format!(
+                            "err: out of bounds. timestamp={}, series={}",
+                            format_rfc3339_ms(s.t),
+                            format_series(batch.labels_of(i))
+                        )
                     });
                     continue;
                 }

@@ -368,7 +368,12 @@ impl<'s> Replayer<'s> {
                 };
                 for s in samples {
                     match refs.get(&s.series) {
-                        Some(&r) if th.head.append(r, s.t, s.v).is_ok() => self.samples += 1,
+                        // Samples of ranges already cut into blocks stay out of the head.
+                        Some(&r)
+                            if s.t >= th.min_valid_t && th.head.append(r, s.t, s.v).is_ok() =>
+                        {
+                            self.samples += 1;
+                        }
                         _ => self.skipped += 1,
                     }
                 }

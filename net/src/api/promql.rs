@@ -1,14 +1,16 @@
 //! The `PromQL` query routes: `query`, `query_range`, `format_query` and `parse_query`.
 //!
 //! A query is answered in three steps: the engine lists the selections the expression needs
-//! ([`Engine::selections`]), each is fetched from every shard ([`Instance::samples`]) into a
-//! [`Fetched`] set, and the engine evaluates over that set. Results are written as Prometheus's
+//! ([`Engine::selections`]), each is fetched from every shard ([`Instance::samples`]) and from
+//! the tenant's blocks ([`BlockCatalog::select`]) into a [`Fetched`] set, and the engine
+//! evaluates over that set. Results are written as Prometheus's
 //! JSON straight into the response buffer ([`json`]), gzip-compressed when the client accepts it.
 //!
 //! `parse_query` answers the syntax tree as Prometheus's JSON (promql-parser's serialisation,
 //! which follows Prometheus's field names); `format_query` the prettified expression.
 //!
 //! [`Instance::samples`]: strata_engine::instance::Instance::samples
+//! [`BlockCatalog::select`]: strata_engine::blocks::BlockCatalog::select
 
 pub mod json;
 
@@ -28,7 +30,7 @@ use hyper::Request;
 use hyper::body::Incoming;
 use strata_engine::instance::{PartialError, now_ms};
 use strata_engine::promql::{
-    Engine, EngineOptions, EvalError, Partials, QueryResult, Queryable, SeriesSamples,
+    Engine, EngineOptions, EvalError, Partials, QueryResult, Queryable, Selection, SeriesSamples,
     SeriesVisitor, Value,
 };
 use strata_engine::shard::EvalPart;
@@ -323,9 +325,17 @@ fn respond(mut res: QueryResult, limit: usize, gzip: bool) -> HttpResponse {
     super::json(StatusCode::OK, body)
 }
 
-/// Has every shard evaluate the aggregations of `expr` that can be pushed down to them, and
-/// fetches from every shard the selections the rest of `expr` needs over `(start, end, step)`
-/// (step 0: an instant query at `start`).
+/// Fetches what `expr` needs over `(start, end, step)` (step 0: an instant query at `start`):
+/// the aggregations that can be pushed down, evaluated by every shard over its head, and the
+/// selections the rest of `expr` needs, from every shard's head and from the tenant's blocks
+/// (local and in the bucket), merged by label set in [`Fetched`].
+///
+/// Shards evaluate pushed-down aggregations over their heads only. So when the tenant has a
+/// block overlapping the query's selections (their ranges include lookback, range and offset),
+/// nothing is pushed down: every selection is fetched and the whole expression is evaluated
+/// here. Next step: each shard reads its own partition of the blocks
+/// (`BlockCatalog::select(.., Some((shard, shards)))`, the push path's series-to-shard function)
+/// in `handle_eval`, so that aggregations are pushed down over blocks too.
 async fn fetch(
     app: &App,
     tenant: &TenantId,
@@ -334,10 +344,26 @@ async fn fetch(
     expr: &str,
     (start, end, step): (i64, i64, i64),
 ) -> Result<Fetched, ApiError> {
-    let aggs = engine.pushdowns(expr).map_err(eval_error)?;
-    let selections = engine
-        .selections(expr, start, end, &aggs)
+    let pushdowns = engine.pushdowns(expr).map_err(eval_error)?;
+    let every = engine
+        .selections(expr, start, end, &[])
         .map_err(eval_error)?;
+    let with_blocks = match time_span(&every) {
+        Some((mint, maxt)) => app
+            .blocks
+            .has_blocks(tenant, mint, maxt)
+            .await
+            .map_err(|e| ApiError::internal(&e.to_string()))?,
+        None => false,
+    };
+    let (aggs, selections) = if with_blocks || pushdowns.is_empty() {
+        (Vec::new(), every)
+    } else {
+        let selections = engine
+            .selections(expr, start, end, &pushdowns)
+            .map_err(eval_error)?;
+        (pushdowns, selections)
+    };
     let query: Arc<str> = Arc::from(expr);
     let mut partials = Partials::default();
     for agg in aggs {
@@ -362,12 +388,20 @@ async fn fetch(
     };
     let mut loaded = 0usize;
     for s in selections {
-        let series = app
+        let from_blocks = if with_blocks {
+            app.blocks
+                .select(tenant, &s.matchers, s.mint, s.maxt, None)
+                .await
+                .map_err(|e| ApiError::internal(&e.to_string()))?
+        } else {
+            Vec::new()
+        };
+        let from_heads = app
             .instance
             .samples(tenant, s.matchers, s.mint, s.maxt)
             .await
             .map_err(|e| ApiError::internal(&e.to_string()))?;
-        for s in series {
+        for s in from_heads.into_iter().chain(from_blocks) {
             // The engine counts what it reads; this bounds what is fetched for it.
             loaded = loaded.saturating_add(s.samples.len());
             if loaded > max_samples {
@@ -379,6 +413,13 @@ async fn fetch(
         }
     }
     Ok(data)
+}
+
+/// The time range all `selections` together cover, or `None` when there are none.
+fn time_span(selections: &[Selection]) -> Option<(i64, i64)> {
+    let mint = selections.iter().map(|s| s.mint).min()?;
+    let maxt = selections.iter().map(|s| s.maxt).max()?;
+    Some((mint, maxt))
 }
 
 /// Series fetched for one query: every selection's series merged by label set, samples sorted

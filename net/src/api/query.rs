@@ -1,4 +1,7 @@
 //! The series metadata routes: `series`, `labels`, `label/<name>/values`, `status/buildinfo`.
+//!
+//! `series`, `labels` and `label/<name>/values` answer from every shard's head and from the
+//! tenant's blocks (local and in the bucket), merged: sorted, without duplicates.
 
 use http::StatusCode;
 use hyper::Request;
@@ -24,11 +27,17 @@ pub async fn series(app: &App, req: Request<Incoming>) -> Result<HttpResponse, A
     let matchers = parse_selectors(&selectors)?;
     let (start, end) = params.time_range()?;
     let limit = params.limit()?;
+    let from_blocks = app
+        .blocks
+        .series(&tenant, &matchers, start, end, None)
+        .await
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
     let mut series = app
         .instance
         .series(&tenant, matchers, start, end)
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))?;
+    union(&mut series, from_blocks);
     let warnings = truncate(&mut series, limit);
     Ok(success(&SeriesData(&series), warnings))
 }
@@ -61,11 +70,21 @@ async fn strings(
     let matchers = parse_selectors(&params.all("match[]"))?;
     let (start, end) = params.time_range()?;
     let limit = params.limit()?;
+    let from_blocks = match &name {
+        None => app.blocks.label_names(&tenant, &matchers, start, end).await,
+        Some(n) => {
+            app.blocks
+                .label_values(&tenant, n, &matchers, start, end)
+                .await
+        }
+    }
+    .map_err(|e| ApiError::internal(&e.to_string()))?;
     let mut values = app
         .instance
         .label_strings(&tenant, name, matchers, start, end)
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))?;
+    union(&mut values, from_blocks);
     let warnings = truncate(&mut values, limit);
     Ok(success(&values, warnings))
 }
@@ -83,6 +102,16 @@ pub fn buildinfo() -> HttpResponse {
         }),
         Vec::new(),
     )
+}
+
+/// Adds the blocks' answers to the heads' (both sorted): sorted, without duplicates.
+fn union<T: Ord>(heads: &mut Vec<T>, blocks: Vec<T>) {
+    if blocks.is_empty() {
+        return;
+    }
+    heads.extend(blocks);
+    heads.sort_unstable();
+    heads.dedup();
 }
 
 fn truncate<T>(v: &mut Vec<T>, limit: usize) -> Vec<&'static str> {

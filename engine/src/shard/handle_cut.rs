@@ -1,0 +1,100 @@
+//! A shard's part of cutting a block: reporting its heads' time ranges, handing over one range's
+//! chunks of a tenant, and releasing them once the block is written.
+
+use futures_channel::oneshot;
+use strata_storage::labels::Labels;
+
+use super::Shard;
+use crate::tenant::TenantId;
+
+/// One tenant's head on one shard, for the compaction's decision.
+#[derive(Clone, Debug)]
+pub struct HeadRange {
+    pub tenant: TenantId,
+    /// Oldest and newest sample still held (`i64::MAX`/`i64::MIN` when none).
+    pub min_t: i64,
+    pub max_t: i64,
+    /// Samples before this are in blocks: refused as out of bounds, never cut again.
+    pub min_valid_t: i64,
+}
+
+/// One series' chunks of a block's range (XOR chunk data, oldest first).
+#[derive(Debug)]
+pub struct CutSeries {
+    pub labels: Labels,
+    pub chunks: Vec<(i64, i64, Vec<u8>)>,
+}
+
+/// Messages of a block cut.
+pub enum CutMsg {
+    Ranges(oneshot::Sender<Vec<HeadRange>>),
+    /// The chunks of `tenant` wholly in `[mint, maxt)`.
+    Collect {
+        tenant: TenantId,
+        mint: i64,
+        maxt: i64,
+        reply: oneshot::Sender<Vec<CutSeries>>,
+    },
+    /// `[.., before)` is in a block: release it and refuse samples before it.
+    Truncate {
+        tenant: TenantId,
+        before: i64,
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+impl Shard {
+    pub fn handle_cut(&mut self, msg: CutMsg) {
+        match msg {
+            CutMsg::Ranges(reply) => {
+                let _ = reply.send(
+                    self.tenants
+                        .iter()
+                        .map(|(id, th)| HeadRange {
+                            tenant: id.clone(),
+                            min_t: th.head.min_time(),
+                            max_t: th.head.max_time(),
+                            min_valid_t: th.min_valid_t,
+                        })
+                        .collect(),
+                );
+            }
+            CutMsg::Collect {
+                tenant,
+                mint,
+                maxt,
+                reply,
+            } => {
+                let mut out = Vec::new();
+                if let Some(th) = self.tenants.get(&tenant) {
+                    let head = &th.head;
+                    for r in 0..head.num_series() as u32 {
+                        let chunks: Vec<(i64, i64, Vec<u8>)> = head
+                            .chunks(r, mint, maxt - 1)
+                            .filter(|c| c.min_t >= mint && c.max_t < maxt)
+                            .map(|c| (c.min_t, c.max_t, c.data.to_vec()))
+                            .collect();
+                        if !chunks.is_empty() {
+                            out.push(CutSeries {
+                                labels: head.labels(r),
+                                chunks,
+                            });
+                        }
+                    }
+                }
+                let _ = reply.send(out);
+            }
+            CutMsg::Truncate {
+                tenant,
+                before,
+                reply,
+            } => {
+                let dropped = self.tenants.get_mut(&tenant).map_or(0, |th| {
+                    th.min_valid_t = th.min_valid_t.max(before);
+                    th.head.truncate_before(before)
+                });
+                let _ = reply.send(dropped);
+            }
+        }
+    }
+}
