@@ -182,3 +182,45 @@ fn blocks_are_cut_shipped_and_never_cut_twice() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A head that receives nothing for `head_compaction_idle_timeout` is cut whole, although its
+/// range is not due by the 1.5-range rule.
+#[test]
+fn idle_heads_are_cut_whole() {
+    let dir = common::temp_dir();
+    let tenant_dir = dir.join("tsdb").join("anonymous");
+    let yaml = config(&dir).replace(
+        "    head_compaction_interval: 1s\n",
+        "    head_compaction_interval: 1s\n    head_compaction_idle_timeout: 2s\n",
+    );
+    let server = Server::start_in(&dir, &yaml, &[]);
+    // Two minutes of samples ending now: nothing is due by the range rule.
+    let now = common::now_ms();
+    let samples: Vec<(i64, f64)> = (0..8)
+        .map(|k| (now - 120_000 + k * 15_000, k as f64))
+        .collect();
+    let r = server.push(
+        None,
+        &write(vec![series(&[("__name__", "idle_test")], &samples)]),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while blocks(&tenant_dir).is_empty() {
+        assert!(Instant::now() < deadline, "the idle head was not cut");
+        #[allow(clippy::disallowed_methods)] // the test's thread, not a shard
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let total: i64 = blocks(&tenant_dir)
+        .iter()
+        .map(|b| {
+            let meta: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(tenant_dir.join(b).join("meta.json")).unwrap(),
+            )
+            .unwrap();
+            meta["stats"]["numSamples"].as_i64().unwrap()
+        })
+        .sum();
+    assert_eq!(total, 8, "every sample in the cut blocks");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,9 +10,11 @@
 //! every shard release the range and refuse samples before its end (out of bounds). Then the
 //! shipper uploads every block of the tenant not yet in the bucket.
 //!
+//! A tenant's head that received no sample for `head_compaction_idle_timeout` is cut whole.
+//!
 //! Not yet: the WAL is not truncated behind a checkpoint after a cut (replay skips samples of
 //! ranges already cut, found from the blocks on disk); series without samples are not dropped
-//! from the heads; the idle timeout does not cut a head that stopped receiving samples.
+//! from the heads.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,6 +85,8 @@ impl Compactor {
         let mut written = Vec::new();
         let tenants = self.ranges().await?;
         for (tenant, r) in tenants {
+            // A head without appends for the idle timeout is cut whole, as Cortex does.
+            let all = all || r.idle >= self.cfg.head_compaction_idle_timeout;
             let mut from = r.min_t.max(r.min_valid_t);
             while from <= r.max_t {
                 let a = from.div_euclid(range) * range;
@@ -122,6 +126,7 @@ impl Compactor {
                         m.min_t = m.min_t.min(r.min_t);
                         m.max_t = m.max_t.max(r.max_t);
                         m.min_valid_t = m.min_valid_t.max(r.min_valid_t);
+                        m.idle = m.idle.min(r.idle);
                     })
                     .or_insert(r);
             }

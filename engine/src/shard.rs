@@ -87,6 +87,8 @@ struct TenantHead {
     /// Samples before this are in blocks already: refused as out of bounds (and skipped at
     /// replay), so no range is cut twice.
     min_valid_t: i64,
+    /// When a push last appended a sample (for the head-compaction idle timeout).
+    last_append: std::time::Instant,
 }
 
 /// The state one shard owns.
@@ -183,6 +185,7 @@ impl Shard {
                     head,
                     wal_id,
                     min_valid_t: self.min_valid.get(&shared.id).copied().unwrap_or(i64::MIN),
+                    last_append: std::time::Instant::now(),
                 },
             );
         }

@@ -16,6 +16,8 @@ pub struct HeadRange {
     pub max_t: i64,
     /// Samples before this are in blocks: refused as out of bounds, never cut again.
     pub min_valid_t: i64,
+    /// How long since a push last appended to this head.
+    pub idle: std::time::Duration,
 }
 
 /// One series' chunks of a block's range (XOR chunk data, oldest first).
@@ -55,6 +57,7 @@ impl Shard {
                             min_t: th.head.min_time(),
                             max_t: th.head.max_time(),
                             min_valid_t: th.min_valid_t,
+                            idle: th.last_append.elapsed(),
                         })
                         .collect(),
                 );

@@ -213,6 +213,11 @@ impl Shard {
             }
         }
         self.scratch = scratch;
+        if res.appended > 0
+            && let Some(th) = self.tenants.get_mut(&tenant.id)
+        {
+            th.last_append = std::time::Instant::now();
+        }
         if let Some(w) = self.wal.as_mut() {
             w.new_series = wal_series;
             w.samples = wal_samples;
