@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -31,22 +31,6 @@ blocks_storage:
         dir.join("tsdb").display(),
         dir.join("bucket").display()
     )
-}
-
-/// `promtool`, from `STRATA_PROMTOOL` or `PATH`; `None` (with a notice) when missing, a failure
-/// under `CI=true`.
-fn promtool() -> Option<PathBuf> {
-    let p = std::env::var_os("STRATA_PROMTOOL")
-        .map_or_else(|| PathBuf::from("promtool"), PathBuf::from);
-    if Command::new(&p).arg("--version").output().is_ok() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "promtool not found: run scripts/test-deps.sh"
-    );
-    eprintln!("skipping the promtool checks: promtool not found (run scripts/test-deps.sh)");
-    None
 }
 
 fn blocks(dir: &Path) -> Vec<String> {
@@ -119,7 +103,7 @@ fn blocks_are_cut_shipped_and_never_cut_twice() {
         );
     }
     assert_eq!(blocks(&bucket_dir), cut, "every block shipped");
-    if let Some(promtool) = promtool() {
+    if let Some(promtool) = common::promtool() {
         let out = Command::new(&promtool)
             .args(["tsdb", "list"])
             .arg(&tenant_dir)

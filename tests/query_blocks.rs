@@ -70,25 +70,6 @@ impl Drop for TempDir {
     }
 }
 
-/// The promtool binary, or `None` (after a notice) when it is missing outside CI.
-fn promtool() -> Option<PathBuf> {
-    let found = match std::env::var_os("STRATA_PROMTOOL") {
-        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
-        None => std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("promtool"))
-                .find(|p| p.is_file())
-        }),
-    };
-    if found.is_none() {
-        let msg = "promtool not found: set STRATA_PROMTOOL or put Prometheus's promtool on PATH \
-                   (scripts/test-deps.sh installs it)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("notice: {msg}; skipping this test");
-    }
-    found
-}
-
 /// The input: series (labels, metric name included) and their samples (ms, value).
 type Input = BTreeMap<Labels, Vec<(i64, f64)>>;
 
@@ -315,7 +296,9 @@ fn push(addr: &str, tenant: &str, labels: &[(&str, &str)], t: i64) {
 
 #[test]
 fn prometheus_blocks_in_the_bucket_are_queryable() {
-    let Some(promtool) = promtool() else { return };
+    let Some(promtool) = common::promtool() else {
+        return;
+    };
     let dir = TempDir::new();
     let input = input();
     let blocks = import(&promtool, dir.path(), &input);

@@ -358,3 +358,23 @@ pub fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// Prometheus's `promtool`: `STRATA_PROMTOOL`, else `promtool` on `PATH`. `None` (with a
+/// notice) when missing; a test failure instead under `CI=true`, so CI never skips silently.
+pub fn promtool() -> Option<PathBuf> {
+    let found = match std::env::var_os("STRATA_PROMTOOL") {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+        None => std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("promtool"))
+                .find(|p| p.is_file())
+        }),
+    };
+    if found.is_none() {
+        let msg = "promtool not found: set STRATA_PROMTOOL or put Prometheus's promtool on PATH \
+                   (scripts/test-deps.sh installs it)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("notice: {msg}; skipping this test");
+    }
+    found
+}

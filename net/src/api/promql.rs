@@ -476,22 +476,13 @@ impl Queryable for Fetched {
 
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
         let mut out = Vec::new();
-        for (labels, samples) in &self.series {
-            if !matchers
-                .iter()
-                .all(|m| m.matches(labels.get(m.name()).unwrap_or("")))
-            {
-                continue;
-            }
-            let lo = samples.partition_point(|p| p.0 < mint);
-            let hi = samples.partition_point(|p| p.0 <= maxt);
-            if lo < hi {
-                out.push(SeriesSamples {
-                    labels: labels.clone(),
-                    samples: samples[lo..hi].to_vec(),
-                });
-            }
-        }
+        let _ = self.select_each(matchers, mint, maxt, &mut |labels, samples| {
+            out.push(SeriesSamples {
+                labels: labels.clone(),
+                samples: samples.to_vec(),
+            });
+            Ok(())
+        });
         out
     }
 }
