@@ -131,34 +131,6 @@ impl Shard {
         self.min_valid = min_valid;
     }
 
-    /// Handles one message from another shard.
-    pub fn handle(&mut self, msg: ShardMsg) {
-        match msg {
-            ShardMsg::Push(part) => {
-                // Only reached without a WAL to wait on (serve_inbox handles pushes itself).
-                let result = self.handle_push(&part.tenant, &part.batch, &part.series, part.window);
-                drop(part.batch);
-                let _ = part.reply.send(result);
-            }
-            ShardMsg::Select(req) => {
-                let result =
-                    self.handle_select(&req.tenant, &req.matchers, req.mint, req.maxt, req.kind);
-                let _ = req.reply.send(result);
-            }
-            ShardMsg::Stats(reply) => {
-                let _ = reply.send(self.stats());
-            }
-            ShardMsg::Eval(req, reply) => {
-                let _ = reply.send(self.handle_eval(&req));
-            }
-            ShardMsg::Cut(msg) => self.handle_cut(msg),
-            ShardMsg::Shutdown(reply) => {
-                // Only reached without the inbox loop (which syncs the WAL first).
-                let _ = reply.send(Ok(()));
-            }
-        }
-    }
-
     pub fn stats(&self) -> ShardStats {
         let mut s = ShardStats {
             tenants: self.tenants.len(),
@@ -198,6 +170,29 @@ pub async fn serve_inbox(shard: ShardRef, inbox: async_channel::Receiver<ShardMs
     while let Ok(msg) = inbox.recv().await {
         let part = match msg {
             ShardMsg::Push(part) => part,
+            ShardMsg::Select(req) => {
+                let result = shard.borrow().handle_select(
+                    &req.tenant,
+                    &req.matchers,
+                    req.mint,
+                    req.maxt,
+                    req.kind,
+                );
+                let _ = req.reply.send(result);
+                continue;
+            }
+            ShardMsg::Stats(reply) => {
+                let _ = reply.send(shard.borrow().stats());
+                continue;
+            }
+            ShardMsg::Eval(req, reply) => {
+                let _ = reply.send(shard.borrow().handle_eval(&req));
+                continue;
+            }
+            ShardMsg::Cut(msg) => {
+                shard.borrow_mut().handle_cut(msg);
+                continue;
+            }
             ShardMsg::Shutdown(reply) => {
                 let shard = shard.clone();
                 compio::runtime::spawn(async move {
@@ -205,10 +200,6 @@ pub async fn serve_inbox(shard: ShardRef, inbox: async_channel::Receiver<ShardMs
                     let _ = reply.send(res);
                 })
                 .detach();
-                continue;
-            }
-            msg => {
-                shard.borrow_mut().handle(msg);
                 continue;
             }
         };
