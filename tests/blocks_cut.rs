@@ -213,3 +213,143 @@ fn idle_heads_are_cut_whole() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Samples `k` in `ks` (one second apart from `start`) of the 20 `cut_test` series (value
+/// `i * 1000 + k`) and of one series `fresh` (value `k`).
+fn push_recent(server: &Server, start: i64, ks: std::ops::Range<i64>) {
+    let mut all: Vec<_> = (0..20)
+        .map(|i| {
+            let v = i.to_string();
+            let samples: Vec<(i64, f64)> = ks
+                .clone()
+                .map(|k| (start + k * 1000, (i * 1000 + k) as f64))
+                .collect();
+            series(&[("__name__", "cut_test"), ("i", &v)], &samples)
+        })
+        .collect();
+    let fresh: Vec<(i64, f64)> = ks.map(|k| (start + k * 1000, k as f64)).collect();
+    all.push(series(&[("__name__", "fresh")], &fresh));
+    let r = server.push(None, &write(all));
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
+/// Every series' newest value at `t` (ms), by its `i` label (`fresh` as -1).
+fn latest(server: &Server, t: i64) -> Vec<(i64, String)> {
+    let (status, body) = server.get_json(
+        None,
+        &format!(
+            "/api/v1/query?query=%7B__name__%3D~%22cut_test%7Cfresh%22%7D&time={}",
+            t as f64 / 1000.0
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut out: Vec<(i64, String)> = body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let i = s["metric"]["i"].as_str().map_or(-1, |i| i.parse().unwrap());
+            (i, s["value"][1].as_str().unwrap().to_owned())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn wal_dirs(tsdb: &Path) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<_> = std::fs::read_dir(tsdb)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("shard-"))
+        .map(|e| e.path().join("wal"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// (checkpoint number, segment numbers) of a WAL directory.
+fn wal_listing(dir: &Path) -> (Option<u32>, Vec<u32>) {
+    let mut checkpoint = None;
+    let mut segments = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.strip_prefix("checkpoint.") {
+            if let Ok(n) = n.parse::<u32>() {
+                checkpoint = checkpoint.max(Some(n));
+            }
+        } else if let Ok(n) = name.parse::<u32>() {
+            segments.push(n);
+        }
+    }
+    segments.sort_unstable();
+    (checkpoint, segments)
+}
+
+/// Once its samples are in blocks, the WAL is truncated behind a checkpoint of the series: the
+/// old segments are gone, and across SIGKILLs and restarts the series keep their identities
+/// (samples logged after the checkpoint land on the right series).
+#[test]
+fn wal_is_truncated_behind_a_checkpoint() {
+    let dir = common::temp_dir();
+    let tsdb = dir.join("tsdb");
+    // Small segments so that the hour spans many; compaction only on flush.
+    let yaml = config(&dir).replace(
+        "    head_compaction_interval: 1s\n",
+        "    head_compaction_interval: 1h\n    wal_segment_size_bytes: 32768\n",
+    );
+    let server = Server::start_in(&dir, &yaml, &[]);
+    let end = common::now_ms() / RANGE_MS * RANGE_MS;
+    push_hour(&server, end);
+    let before: Vec<_> = wal_dirs(&tsdb).iter().map(|d| wal_listing(d)).collect();
+    assert!(
+        before.iter().all(|(_, segs)| !segs.is_empty())
+            && before.iter().any(|(_, segs)| segs.len() >= 2),
+        "the hour spans several segments: {before:?}"
+    );
+    let r = server.request("POST", "/ingester/flush", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    for (d, (cp, segs)) in wal_dirs(&tsdb).iter().zip(&before) {
+        let (checkpoint, segments) = wal_listing(d);
+        let newest = *segs.last().unwrap();
+        assert!(
+            checkpoint >= Some(newest),
+            "{}: every segment of the hour is checkpointed (before {cp:?} {segs:?}, after \
+             {checkpoint:?} {segments:?})",
+            d.display()
+        );
+        assert!(
+            segments.iter().all(|&s| Some(s) > checkpoint),
+            "{}: segments covered by the checkpoint are deleted: {segments:?}",
+            d.display()
+        );
+    }
+    // New samples after the cut, for the old series and a new one; then crash and restart,
+    // twice: each restart replays the checkpoint, then the segments after it.
+    push_recent(&server, end, 0..4);
+    server.sigkill();
+    drop(server);
+    let server = Server::start_in(&dir, &yaml, &[]);
+    let want = |k: i64| -> Vec<(i64, String)> {
+        (-1..20)
+            .map(|i| (i, if i < 0 { k } else { i * 1000 + k }.to_string()))
+            .collect()
+    };
+    assert_eq!(latest(&server, end + 3_500), want(3));
+    push_recent(&server, end, 4..8);
+    server.sigkill();
+    drop(server);
+    let server = Server::start_in(&dir, &yaml, &[]);
+    assert_eq!(latest(&server, end + 7_500), want(7));
+    // The cut hour still answers, from the blocks.
+    let (status, body) = server.get_json(
+        None,
+        &format!(
+            "/api/v1/query?query=sum(count_over_time(cut_test[1h]))&time={}",
+            (end - 1) as f64 / 1000.0
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["result"][0]["value"][1], "4800", "{body}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -84,6 +84,7 @@ impl Compactor {
         let range = self.cfg.block_range_ms();
         let mut written = Vec::new();
         let tenants = self.ranges().await?;
+        let mut truncated = false;
         for (tenant, r) in tenants {
             // A head without appends for the idle timeout is cut whole, as Cortex does.
             let all = all || r.idle >= self.cfg.head_compaction_idle_timeout;
@@ -99,11 +100,36 @@ impl Compactor {
                     written.push(meta);
                 }
                 self.truncate(&tenant, b).await?;
+                truncated = true;
                 from = b;
             }
             self.ship_and_expire(&tenant).await;
         }
+        if truncated {
+            self.checkpoint().await?;
+        }
         Ok(written)
+    }
+
+    /// Has every shard truncate its WAL behind a checkpoint.
+    async fn checkpoint(&self) -> Result<(), String> {
+        let mut pending = Vec::new();
+        for s in 0..self.mesh.shards() {
+            let (tx, rx) = oneshot::channel();
+            let msg = CutMsg::Checkpoint {
+                cfg: self.cfg.clone(),
+                reply: tx,
+            };
+            self.mesh
+                .send(s, ShardMsg::Cut(msg))
+                .await
+                .map_err(|e| e.to_string())?;
+            pending.push(rx);
+        }
+        for rx in pending {
+            rx.await.map_err(|_| "a shard dropped a request")??;
+        }
+        Ok(())
     }
 
     /// Every tenant's head range over all shards.

@@ -224,6 +224,22 @@ pub async fn run_blocking<T: Send + 'static>(
         .map_err(|_| io::Error::other(format!("{name}: the thread panicked")))
 }
 
+/// Lets the shard's other tasks run before the caller goes on: for long loops of work on a shard
+/// (a checkpoint's encoding) that would otherwise hold the thread between two awaits.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
 /// An executor like a shard's (unpinned), for tests of code that runs on shards.
 #[doc(hidden)]
 pub fn build_executor_for_tests(driver: Driver) -> io::Result<compio::runtime::Runtime> {

@@ -189,6 +189,15 @@ pub async fn serve_inbox(shard: ShardRef, inbox: async_channel::Receiver<ShardMs
                 let _ = reply.send(shard.borrow().handle_eval(&req));
                 continue;
             }
+            ShardMsg::Cut(CutMsg::Checkpoint { cfg, reply }) => {
+                // Writes files: a task of its own, so the inbox goes on meanwhile.
+                let shard = shard.clone();
+                compio::runtime::spawn(async move {
+                    let _ = reply.send(wal::checkpoint(&shard, &cfg).await);
+                })
+                .detach();
+                continue;
+            }
             ShardMsg::Cut(msg) => {
                 shard.borrow_mut().handle_cut(msg);
                 continue;

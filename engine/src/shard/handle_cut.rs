@@ -43,6 +43,12 @@ pub enum CutMsg {
         before: i64,
         reply: oneshot::Sender<usize>,
     },
+    /// After truncations: replace the WAL segments that hold only samples in blocks by a
+    /// checkpoint ([`super::wal::checkpoint`]).
+    Checkpoint {
+        cfg: std::sync::Arc<crate::config::TsdbConfig>,
+        reply: oneshot::Sender<Result<super::wal::CheckpointStats, String>>,
+    },
 }
 
 impl Shard {
@@ -97,6 +103,9 @@ impl Shard {
                     th.head.truncate_before(before)
                 });
                 let _ = reply.send(dropped);
+            }
+            CutMsg::Checkpoint { .. } => {
+                unreachable!("serve_inbox runs checkpoints as tasks of their own")
             }
         }
     }

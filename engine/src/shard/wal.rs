@@ -10,6 +10,14 @@
 //!
 //! An I/O error fails the WAL for good (a retried fsync may report success over lost pages):
 //! every waiting and later push on the shard answers 500 until the process restarts and replays.
+//!
+//! Truncation: for each segment the WAL remembers the newest sample time each tenant logged in
+//! it. After a block cut, [`checkpoint`] closes the current segment and finds the longest run of
+//! oldest segments whose samples are all older than their tenant's `min_valid_t` (in blocks
+//! already, and skipped by a replay anyway). Those segments hold nothing a replay needs but
+//! series records, so a checkpoint of the heads' series replaces them and they are deleted. A
+//! segment closed at one cut is, with samples arriving in real time, past the next cut's
+//! boundary: the log holds about two block ranges of samples, as Prometheus's does.
 
 use std::collections::VecDeque;
 use std::io;
@@ -21,7 +29,7 @@ use hashbrown::HashMap;
 use strata_storage::head::SeriesRef;
 use strata_storage::labels::LabelHasher;
 use strata_storage::wal::fs::StdFs;
-use strata_storage::wal::{Record, Wal, WalOptions, repair, replay};
+use strata_storage::wal::{Checkpoint, Record, Wal, WalOptions, repair, replay};
 use tracing::{error, info, warn};
 
 use super::{Shard, ShardRef};
@@ -42,6 +50,11 @@ pub struct ShardWal {
     /// Scratch of a push: refs of its new series, and its appended samples.
     pub(super) new_series: Vec<SeriesRef>,
     pub(super) samples: Vec<(SeriesRef, i64, f64)>,
+    /// Per segment still on disk (oldest first; segments without samples are absent): the
+    /// newest sample time of each tenant in it. Segments replayed at start-up share one entry.
+    segment_times: SegmentTimes,
+    /// The last segment a checkpoint covers.
+    checkpointed: Option<u32>,
 }
 
 impl ShardWal {
@@ -49,6 +62,46 @@ impl ShardWal {
     pub(super) fn tenant(&mut self, name: &str) -> u32 {
         self.wal.tenant(name)
     }
+
+    /// Records that `segment` holds samples of `tenant` up to `max_t`.
+    fn note_samples(&mut self, segment: u32, tenant: &TenantId, max_t: i64) {
+        if self.segment_times.back().is_none_or(|(s, _)| *s != segment) {
+            self.segment_times.push_back((segment, HashMap::new()));
+        }
+        if let Some((_, times)) = self.segment_times.back_mut() {
+            match times.get_mut(tenant) {
+                Some(t) => *t = (*t).max(max_t),
+                None => {
+                    times.insert(tenant.clone(), max_t);
+                }
+            }
+        }
+    }
+}
+
+/// Per segment, the newest sample time of each tenant in it (see [`ShardWal`]).
+type SegmentTimes = VecDeque<(u32, HashMap<TenantId, i64>)>;
+
+/// The newest segment up to `cut` such that no segment up to it holds a sample a replay would
+/// keep (at or after its tenant's `min_valid_t`; a tenant `min_valid` does not know counts as
+/// live). `None` when the oldest segment already holds one.
+fn truncatable(
+    times: &SegmentTimes,
+    cut: u32,
+    min_valid: impl Fn(&TenantId) -> Option<i64>,
+) -> Option<u32> {
+    for (segment, tenants) in times {
+        if *segment > cut {
+            break;
+        }
+        let live = tenants
+            .iter()
+            .any(|(tenant, &max_t)| min_valid(tenant).is_none_or(|m| max_t >= m));
+        if live {
+            return segment.checked_sub(1);
+        }
+    }
+    Some(cut)
 }
 
 /// Where shard `id` keeps its WAL.
@@ -81,13 +134,16 @@ impl Shard {
         }
         if !w.samples.is_empty() {
             let samples = std::mem::take(&mut w.samples);
+            let mut max_t = i64::MIN;
             seq = Some(w.wal.log_samples(tenant_wal_id, |enc| {
                 for &(r, t, v) in &samples {
                     enc.add(r, t, v);
+                    max_t = max_t.max(t);
                 }
             }));
             w.samples = samples;
             w.samples.clear();
+            w.note_samples(w.wal.current_segment(), head_of, max_t);
         }
         seq
     }
@@ -154,7 +210,12 @@ pub async fn open(
         let mut s = shard.borrow_mut();
         let mut replayer = Replayer::new(&mut s, registry);
         let res = replay(&StdFs, &dir, |rec| replayer.apply(rec)).await;
-        let counts = (replayer.series, replayer.samples, replayer.skipped);
+        let counts = (
+            replayer.series,
+            replayer.samples,
+            replayer.skipped,
+            std::mem::take(&mut replayer.max_t),
+        );
         match res {
             Ok(stats) => (stats, counts),
             Err(e) => {
@@ -166,7 +227,7 @@ pub async fn open(
             }
         }
     };
-    let (stats, (series, samples, skipped)) = stats;
+    let (stats, (series, samples, skipped, replayed_max_t)) = stats;
     if let Some(torn) = &stats.torn_tail {
         warn!(shard = id, %torn, "wal: torn tail cut off (records after the last complete one were never acknowledged)");
         repair(&StdFs, &dir, torn)
@@ -193,6 +254,13 @@ pub async fn open(
     .await
     .map_err(|e| format!("cannot open wal {}: {e}", dir.display()))?;
     let (wake, rx) = async_channel::bounded(1);
+    // Every segment replayed, as one: their samples are no newer than the newest replayed.
+    let mut segment_times = VecDeque::new();
+    if let Some(last) = wal.current_segment().checked_sub(1)
+        && !replayed_max_t.is_empty()
+    {
+        segment_times.push_back((last, replayed_max_t));
+    }
     let mut s = shard.borrow_mut();
     s.wal = Some(ShardWal {
         wal,
@@ -202,6 +270,8 @@ pub async fn open(
         failed: None,
         new_series: Vec::new(),
         samples: Vec::new(),
+        segment_times,
+        checkpointed: stats.checkpoint,
     });
     // Tenants replayed before the WAL was open get their ids now.
     let names: Vec<TenantId> = s.tenants.keys().cloned().collect();
@@ -292,6 +362,122 @@ pub async fn sync_now(shard: &ShardRef) -> io::Result<()> {
     }
 }
 
+/// Series per batch a checkpoint encodes under the shard's borrow.
+const CHECKPOINT_BATCH: u32 = 4096;
+/// A checkpoint writes out what it buffered beyond this.
+const CHECKPOINT_FLUSH_BYTES: usize = 8 << 20;
+
+/// What a [`checkpoint`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// The last segment the new checkpoint covers (`None`: no segment could be dropped).
+    pub upto: Option<u32>,
+    /// Series written into it.
+    pub series: u64,
+}
+
+/// Truncates the shard's WAL after a block cut (see the module docs): closes the current
+/// segment, waits until everything logged is durable, then, if a run of oldest segments holds
+/// only samples already in blocks, writes a checkpoint of every series of the shard's heads over
+/// them and deletes them. Never holds the shard's borrow across I/O: pushes go on meanwhile.
+pub async fn checkpoint(shard: &ShardRef, cfg: &TsdbConfig) -> Result<CheckpointStats, String> {
+    let (id, upto, durable) = {
+        let mut s = shard.borrow_mut();
+        let Shard {
+            id, wal, tenants, ..
+        } = &mut *s;
+        let Some(w) = wal.as_mut() else {
+            return Ok(CheckpointStats::default());
+        };
+        if let Some(f) = &w.failed {
+            return Err(f.clone());
+        }
+        let Some(cut) = w.wal.cut_segment() else {
+            return Ok(CheckpointStats::default());
+        };
+        let upto = truncatable(&w.segment_times, cut, |t| {
+            tenants.get(t).map(|th| th.min_valid_t)
+        })
+        .filter(|&u| w.checkpointed.is_none_or(|c| u > c));
+        // The closed segment goes to disk with the next commit; wait for it, so that no write
+        // lands in a segment after the checkpoint deleted it.
+        let (tx, rx) = oneshot::channel();
+        w.waiters.push_back((w.wal.logged_seq(), tx));
+        let _ = w.wake.try_send(());
+        (*id, upto, rx)
+    };
+    if durable.await != Ok(true) {
+        return Err(format!("wal failed on shard {id}"));
+    }
+    let Some(upto) = upto else {
+        return Ok(CheckpointStats::default());
+    };
+    let dir = wal_dir(&cfg.dir, id);
+    let opts = WalOptions {
+        segment_size: cfg.wal_segment_size_bytes,
+    };
+    let io = |e: io::Error| format!("wal checkpoint {} of {}: {e}", upto, dir.display());
+    let mut cp = Checkpoint::create(CompioFs, &dir, upto, opts)
+        .await
+        .map_err(io)?;
+    // Series are never dropped from a head, and one created after `cut_segment` above is logged
+    // in a later segment: the series present now are a superset of those the dropped segments
+    // declare. Written in ref order, so a replay recreates the same refs.
+    let heads: Vec<(TenantId, u32)> = shard
+        .borrow()
+        .tenants
+        .iter()
+        .map(|(t, th)| (t.clone(), th.head.num_series() as u32))
+        .collect();
+    let mut series = 0u64;
+    for (tenant, n) in heads {
+        let cp_tenant = cp.wal().tenant(tenant.as_str());
+        let mut from = 0;
+        while from < n {
+            let to = from.saturating_add(CHECKPOINT_BATCH).min(n);
+            {
+                let s = shard.borrow();
+                let Some(th) = s.tenants.get(&tenant) else {
+                    break;
+                };
+                cp.wal().log_series(cp_tenant, |enc| {
+                    for r in from..to {
+                        let labels = th.head.labels(r);
+                        enc.add(
+                            r,
+                            labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+                        );
+                    }
+                });
+            }
+            series += u64::from(to - from);
+            from = to;
+            if cp.wal().buffered_bytes() >= CHECKPOINT_FLUSH_BYTES {
+                cp.wal().sync().await.map_err(io)?;
+            } else {
+                // Let pushes in between batches.
+                crate::rt::yield_now().await;
+            }
+        }
+    }
+    cp.finish().await.map_err(io)?;
+    let mut s = shard.borrow_mut();
+    if let Some(w) = s.wal.as_mut() {
+        while w.segment_times.front().is_some_and(|(seg, _)| *seg <= upto) {
+            w.segment_times.pop_front();
+        }
+        w.checkpointed = Some(upto);
+    }
+    info!(
+        shard = id,
+        upto, series, "wal checkpoint written, older segments deleted"
+    );
+    Ok(CheckpointStats {
+        upto: Some(upto),
+        series,
+    })
+}
+
 /// Applies replayed records to a shard's heads.
 struct Replayer<'s> {
     shard: &'s mut Shard,
@@ -304,6 +490,8 @@ struct Replayer<'s> {
     samples: u64,
     /// Samples the head refused (out of order, duplicate) or of series never declared.
     skipped: u64,
+    /// Per tenant, the newest sample time read (kept or not).
+    max_t: HashMap<TenantId, i64>,
 }
 
 impl<'s> Replayer<'s> {
@@ -316,6 +504,7 @@ impl<'s> Replayer<'s> {
             series: 0,
             samples: 0,
             skipped: 0,
+            max_t: HashMap::new(),
         }
     }
 
@@ -361,6 +550,10 @@ impl<'s> Replayer<'s> {
                     self.skipped += samples.len() as u64;
                     return;
                 };
+                if let Some(newest) = samples.iter().map(|s| s.t).max() {
+                    let m = self.max_t.entry(tid.clone()).or_insert(i64::MIN);
+                    *m = (*m).max(newest);
+                }
                 let (Some(th), Some(refs)) = (self.shard.tenants.get_mut(tid), self.refs.get(tid))
                 else {
                     self.skipped += samples.len() as u64;
@@ -380,5 +573,49 @@ impl<'s> Replayer<'s> {
             }
             Record::Tombstones { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(name: &str) -> TenantId {
+        TenantId::parse(name).unwrap()
+    }
+
+    fn times(entries: &[(u32, &[(&str, i64)])]) -> SegmentTimes {
+        entries
+            .iter()
+            .map(|(seg, ts)| (*seg, ts.iter().map(|(t, m)| (tenant(t), *m)).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn truncation_stops_at_the_first_segment_with_a_live_sample() {
+        let min_valid = |t: &TenantId| match t.as_str() {
+            "a" => Some(100),
+            "b" => Some(50),
+            _ => None,
+        };
+        // Segments without samples (2) drop with their neighbours.
+        let t = times(&[
+            (1, &[("a", 99), ("b", 10)]),
+            (3, &[("b", 49)]),
+            (4, &[("a", 100)]),
+        ]);
+        assert_eq!(truncatable(&t, 9, min_valid), Some(3));
+        // Only up to the cut.
+        assert_eq!(truncatable(&t, 2, min_valid), Some(2));
+        // The oldest holds a live sample: nothing.
+        let t = times(&[(0, &[("b", 50)]), (1, &[("a", 1)])]);
+        assert_eq!(truncatable(&t, 1, min_valid), None);
+        let t = times(&[(5, &[("b", 50)])]);
+        assert_eq!(truncatable(&t, 7, min_valid), Some(4));
+        // A tenant without a head is never assumed cut.
+        let t = times(&[(0, &[("c", i64::MIN)])]);
+        assert_eq!(truncatable(&t, 0, min_valid), None);
+        // No samples at all: everything up to the cut.
+        assert_eq!(truncatable(&SegmentTimes::new(), 6, min_valid), Some(6));
     }
 }
