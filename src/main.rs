@@ -21,6 +21,7 @@ use strata_engine::limits::TenantRegistry;
 use strata_engine::metrics::Metrics;
 use strata_engine::rt::{Driver, Mesh, Runtime, RuntimeOptions};
 use strata_engine::shard::{Shard, ShardMsg, serve_inbox, wal};
+use strata_net::api::upload::{DEFAULT_MAX_FILE_BYTES, Uploads};
 use strata_net::api::{ApiConfig, App};
 use strata_storage::head::HeadOptions;
 use tracing::{error, info};
@@ -111,6 +112,8 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
     let (started_tx, started_rx) = mpsc::channel::<Result<Mesh<ShardMsg>, String>>();
     let tsdb = Arc::new(cfg.blocks_storage.tsdb.clone());
     let bucket = Bucket::new(&cfg.blocks_storage.bucket()).map_err(|e| e.to_string())?;
+    // Block upload stages files under the TSDB directory; one state for every shard.
+    let uploads = Uploads::new(bucket.clone(), &tsdb.dir, DEFAULT_MAX_FILE_BYTES);
     // Where each tenant's blocks on disk end: replay and pushes take nothing before it.
     let blocks_end = compact::blocks_end(&tsdb.dir);
     let compacting = Arc::new(AtomicBool::new(false));
@@ -156,12 +159,17 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
         let catalog = BlockCatalog::new(Some(&tsdb.dir), Some(bucket.clone()), &bucket_store);
         let mut app = App::new(instance, api.clone(), shard_ready.clone());
         app.compactor = Some(compactor.clone());
+        app.uploads = Some(uploads.clone());
         let started = started_tx.clone();
         let tsdb = tsdb.clone();
         let registry = registry.clone();
         Box::pin(async move {
             match catalog {
-                Ok(c) => app.blocks = Rc::new(c),
+                Ok(c) => {
+                    let c = Rc::new(c);
+                    shard.borrow_mut().set_blocks(c.clone(), env.mesh.shards());
+                    app.blocks = c;
+                }
                 Err(e) => {
                     let _ = started.send(Err(format!("cannot read blocks: {e}")));
                     return;

@@ -292,7 +292,8 @@ fn wal_listing(dir: &Path) -> (Option<u32>, Vec<u32>) {
 fn wal_is_truncated_behind_a_checkpoint() {
     let dir = common::temp_dir();
     let tsdb = dir.join("tsdb");
-    // Small segments so that the hour spans many; compaction only on flush.
+    // Small segments so that the hour spans many; compaction only on flush. The server has two
+    // shards: aggregations pushed down to them read each its partition of the blocks.
     let yaml = config(&dir).replace(
         "    head_compaction_interval: 1s\n",
         "    head_compaction_interval: 1h\n    wal_segment_size_bytes: 32768\n",
@@ -350,6 +351,43 @@ fn wal_is_truncated_behind_a_checkpoint() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["result"][0]["value"][1], "4800", "{body}");
+    // Blocks and heads together, in aggregations pushed down to the shards and in one that is
+    // not (`quantile`).
+    for (query, want) in [
+        (
+            "sum(count_over_time({__name__=~\"cut_test|fresh\"}[2h]))",
+            "4968",
+        ),
+        (
+            "count(count_over_time({__name__=~\"cut_test|fresh\"}[2h]))",
+            "21",
+        ),
+        ("max(count_over_time(cut_test[2h]))", "248"),
+        ("quantile(0.5, count_over_time(cut_test[2h]))", "248"),
+    ] {
+        let (status, body) = server.get_json(
+            None,
+            &format!(
+                "/api/v1/query?query={}&time={}",
+                urlencode(query),
+                (end + 7_500) as f64 / 1000.0
+            ),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["data"]["result"][0]["value"][1], want,
+            "{query}: {body}"
+        );
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -206,7 +206,11 @@ fn serve(bucket: &Bucket) -> String {
         );
         let mut app = App::new(instance, api.clone(), ready.clone());
         let catalog = BlockCatalog::new(None, Some(bucket.clone()), &BucketStoreConfig::default());
-        app.blocks = Rc::new(catalog.unwrap());
+        let catalog = Rc::new(catalog.unwrap());
+        shard
+            .borrow_mut()
+            .set_blocks(catalog.clone(), env.mesh.shards());
+        app.blocks = catalog;
         let app = Rc::new(app);
         let started = started_tx.clone();
         Box::pin(async move {

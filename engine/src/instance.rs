@@ -325,7 +325,7 @@ impl Instance {
                 .map_err(|e| PartialError::Read(ReadError(e.to_string())))?;
             pending.push(rx);
         }
-        let mut merged = self.shard.borrow().handle_eval(&req)?;
+        let mut merged = crate::shard::eval_part(&self.shard, &req).await?;
         for rx in pending {
             let p = rx
                 .await

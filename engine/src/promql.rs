@@ -22,6 +22,7 @@
 mod aggregate;
 mod binary;
 mod eval;
+mod fetched;
 mod functions;
 mod label_hash;
 mod partial;
@@ -35,6 +36,7 @@ use strata_storage::labels::Labels;
 use strata_storage::matcher::Matcher;
 
 pub use self::aggregate::format_value;
+pub use self::fetched::Fetched;
 pub use self::partial::{Partial, Partials};
 pub use crate::shard::SeriesSamples;
 

@@ -22,7 +22,7 @@ use strata_storage::labels::Labels;
 use strata_storage::matcher::Matcher;
 
 pub use handle_cut::{CutMsg, CutSeries, HeadRange};
-pub use handle_eval::{EvalPart, HeadQueryable};
+pub use handle_eval::{EvalPart, HeadQueryable, eval_part};
 pub use handle_push::PushResult;
 pub use handle_select::{SelectKind, SelectResult, SeriesSamples};
 
@@ -45,7 +45,7 @@ pub enum ShardMsg {
     /// Evaluate a pushed-down aggregation over the shard's series.
     Eval(
         Box<EvalPart>,
-        oneshot::Sender<Result<crate::promql::Partial, crate::promql::EvalError>>,
+        oneshot::Sender<Result<crate::promql::Partial, crate::instance::PartialError>>,
     ),
 }
 
@@ -104,6 +104,9 @@ pub struct Shard {
     /// Per tenant, the end of its newest block on local disk at start-up (see
     /// `TenantHead::min_valid_t`).
     min_valid: HashMap<TenantId, i64>,
+    /// The tenants' blocks, and the number of shards (pushed-down aggregations read this
+    /// shard's partition of them).
+    blocks: Option<(Rc<crate::blocks::BlockCatalog>, usize)>,
 }
 
 /// A shard's state, shared between its tasks on its own thread.
@@ -119,7 +122,14 @@ impl Shard {
             scratch: Vec::new(),
             wal: None,
             min_valid: HashMap::new(),
+            blocks: None,
         }
+    }
+
+    /// The blocks catalog this shard reads its partition of (one of `shards`) for pushed-down
+    /// aggregations.
+    pub fn set_blocks(&mut self, catalog: Rc<crate::blocks::BlockCatalog>, shards: usize) {
+        self.blocks = Some((catalog, shards));
     }
 
     pub fn id(&self) -> usize {
@@ -186,7 +196,12 @@ pub async fn serve_inbox(shard: ShardRef, inbox: async_channel::Receiver<ShardMs
                 continue;
             }
             ShardMsg::Eval(req, reply) => {
-                let _ = reply.send(shard.borrow().handle_eval(&req));
+                // May read blocks first: a task of its own.
+                let shard = shard.clone();
+                compio::runtime::spawn(async move {
+                    let _ = reply.send(handle_eval::eval_part(&shard, &req).await);
+                })
+                .detach();
                 continue;
             }
             ShardMsg::Cut(CutMsg::Checkpoint { cfg, reply }) => {

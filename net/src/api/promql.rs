@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::Arc;
 
@@ -30,13 +29,10 @@ use hyper::Request;
 use hyper::body::Incoming;
 use strata_engine::instance::{PartialError, now_ms};
 use strata_engine::promql::{
-    Engine, EngineOptions, EvalError, Partials, QueryResult, Queryable, Selection, SeriesSamples,
-    SeriesVisitor, Value,
+    Engine, EngineOptions, EvalError, Fetched, Partials, QueryResult, Selection, Value,
 };
 use strata_engine::shard::EvalPart;
 use strata_engine::tenant::TenantId;
-use strata_storage::labels::Labels;
-use strata_storage::matcher::Matcher;
 
 use super::error::ApiError;
 use super::params::{Params, parse_time};
@@ -326,16 +322,10 @@ fn respond(mut res: QueryResult, limit: usize, gzip: bool) -> HttpResponse {
 }
 
 /// Fetches what `expr` needs over `(start, end, step)` (step 0: an instant query at `start`):
-/// the aggregations that can be pushed down, evaluated by every shard over its head, and the
-/// selections the rest of `expr` needs, from every shard's head and from the tenant's blocks
-/// (local and in the bucket), merged by label set in [`Fetched`].
-///
-/// Shards evaluate pushed-down aggregations over their heads only. So when the tenant has a
-/// block overlapping the query's selections (their ranges include lookback, range and offset),
-/// nothing is pushed down: every selection is fetched and the whole expression is evaluated
-/// here. Next step: each shard reads its own partition of the blocks
-/// (`BlockCatalog::select(.., Some((shard, shards)))`, the push path's series-to-shard function)
-/// in `handle_eval`, so that aggregations are pushed down over blocks too.
+/// the aggregations that can be pushed down, evaluated by every shard over its own series (its
+/// head and its partition of the tenant's blocks, see `shard::eval_part`), and the selections
+/// the rest of `expr` needs, from every shard's head and from the tenant's blocks (local and in
+/// the bucket), merged by label set in [`Fetched`].
 async fn fetch(
     app: &App,
     tenant: &TenantId,
@@ -344,25 +334,17 @@ async fn fetch(
     expr: &str,
     (start, end, step): (i64, i64, i64),
 ) -> Result<Fetched, ApiError> {
-    let pushdowns = engine.pushdowns(expr).map_err(eval_error)?;
-    let every = engine
-        .selections(expr, start, end, &[])
+    let aggs = engine.pushdowns(expr).map_err(eval_error)?;
+    let selections = engine
+        .selections(expr, start, end, &aggs)
         .map_err(eval_error)?;
-    let with_blocks = match time_span(&every) {
+    let with_blocks = match time_span(&selections) {
         Some((mint, maxt)) => app
             .blocks
             .has_blocks(tenant, mint, maxt)
             .await
             .map_err(|e| ApiError::internal(&e.to_string()))?,
         None => false,
-    };
-    let (aggs, selections) = if with_blocks || pushdowns.is_empty() {
-        (Vec::new(), every)
-    } else {
-        let selections = engine
-            .selections(expr, start, end, &pushdowns)
-            .map_err(eval_error)?;
-        (pushdowns, selections)
     };
     let query: Arc<str> = Arc::from(expr);
     let mut partials = Partials::default();
@@ -382,10 +364,7 @@ async fn fetch(
         })?;
         partials.insert(agg, p);
     }
-    let mut data = Fetched {
-        partials,
-        ..Fetched::default()
-    };
+    let mut data = Fetched::with_partials(partials);
     let mut loaded = 0usize;
     for s in selections {
         let from_blocks = if with_blocks {
@@ -420,71 +399,6 @@ fn time_span(selections: &[Selection]) -> Option<(i64, i64)> {
     let mint = selections.iter().map(|s| s.mint).min()?;
     let maxt = selections.iter().map(|s| s.maxt).max()?;
     Some((mint, maxt))
-}
-
-/// Series fetched for one query: every selection's series merged by label set, samples sorted
-/// by time without duplicates. Selecting filters by matchers and time again, so a selection
-/// sees exactly what storage holds in its range as long as a fetched selection covered it.
-#[derive(Debug, Default)]
-pub struct Fetched {
-    series: BTreeMap<Labels, Vec<(i64, f64)>>,
-    partials: Partials,
-}
-
-impl Fetched {
-    pub fn add(&mut self, s: SeriesSamples) {
-        match self.series.get_mut(&s.labels) {
-            None => {
-                self.series.insert(s.labels, s.samples);
-            }
-            Some(existing) => {
-                existing.extend(s.samples);
-                existing.sort_by_key(|p| p.0);
-                existing.dedup_by_key(|p| p.0);
-            }
-        }
-    }
-}
-
-impl Queryable for Fetched {
-    fn select_each(
-        &self,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-        f: SeriesVisitor<'_>,
-    ) -> Result<(), EvalError> {
-        for (labels, samples) in &self.series {
-            if !matchers
-                .iter()
-                .all(|m| m.matches(labels.get(m.name()).unwrap_or("")))
-            {
-                continue;
-            }
-            let lo = samples.partition_point(|p| p.0 < mint);
-            let hi = samples.partition_point(|p| p.0 <= maxt);
-            if lo < hi {
-                f(labels, &samples[lo..hi])?;
-            }
-        }
-        Ok(())
-    }
-
-    fn partials(&self) -> Option<&Partials> {
-        Some(&self.partials)
-    }
-
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
-        let mut out = Vec::new();
-        let _ = self.select_each(matchers, mint, maxt, &mut |labels, samples| {
-            out.push(SeriesSamples {
-                labels: labels.clone(),
-                samples: samples.to_vec(),
-            });
-            Ok(())
-        });
-        out
-    }
 }
 
 #[cfg(test)]
