@@ -24,7 +24,7 @@ use strata_engine::shard::{Shard, ShardMsg, serve_inbox, wal};
 use strata_net::api::upload::{DEFAULT_MAX_FILE_BYTES, Uploads};
 use strata_net::api::{ApiConfig, App};
 use strata_storage::head::HeadOptions;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::{Config, Target};
 
@@ -139,6 +139,8 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
         ..RuntimeOptions::default()
     };
     let shard_ready = ready.clone();
+    let drain = Arc::new(strata_net::api::drain::Drain::default());
+    let shard_drain = drain.clone();
     let rt = Runtime::start::<ShardMsg, _>(&opts, addr, move |env| {
         let mut shard = Shard::new(env.mesh.id(), head_options.clone(), scheme);
         shard.set_min_valid(blocks_end.clone());
@@ -158,6 +160,7 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
         // Queries read the blocks on local disk and in the bucket too.
         let catalog = BlockCatalog::new(Some(&tsdb.dir), Some(bucket.clone()), &bucket_store);
         let mut app = App::new(instance, api.clone(), shard_ready.clone());
+        app.drain = shard_drain.clone();
         app.compactor = Some(compactor.clone());
         app.uploads = Some(uploads.clone());
         let started = started_tx.clone();
@@ -215,6 +218,12 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
     let sig = wait_for_signal(&signals);
     info!(signal = sig, "shutting down");
     ready.store(false, Ordering::Release);
+    // New pushes get 503; those in flight are answered (after their fsync) before the WAL sync.
+    drain.start();
+    let left = drain.wait_idle(Duration::from_secs(30));
+    if left > 0 {
+        warn!(pushes = left, "shutting down with pushes still in flight");
+    }
     shutdown(&mesh);
     Ok(())
 }

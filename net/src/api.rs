@@ -5,6 +5,7 @@
 //! `GET|POST series`, `labels`, `label/<name>/values`, `GET status/buildinfo`; and `/ready`,
 //! `/metrics`. Errors map to HTTP status in one place, [`error::ApiError`].
 
+pub mod drain;
 pub mod error;
 pub mod matchers;
 pub mod params;
@@ -54,6 +55,8 @@ pub struct App {
     pub blocks: Rc<BlockCatalog>,
     /// Cuts blocks from the heads (`/ingester/flush`); set by the binary.
     pub compactor: Option<strata_engine::compact::Compactor>,
+    /// Pushes in flight and the shutdown's drain, shared by every shard.
+    pub drain: Arc<drain::Drain>,
     /// Reused buffer for compressed request bodies.
     body_buf: RefCell<Vec<u8>>,
 }
@@ -69,6 +72,7 @@ impl App {
             ready,
             blocks: Rc::new(BlockCatalog::disabled()),
             compactor: None,
+            drain: Arc::new(drain::Drain::default()),
             body_buf: RefCell::new(Vec::new()),
         }
     }

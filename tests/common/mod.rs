@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prost::Message;
 use strata_net::remote_write::proto;
@@ -104,6 +104,27 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM and waits (at most `timeout`) for the process to exit; `None` if it did not.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn sigterm_and_wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            #[allow(clippy::disallowed_methods)] // the test's thread, not a shard
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts strata with `auth_enabled: true` and generous limits.
     pub fn default_for_tests() -> Server {
         Server::start(
@@ -133,30 +154,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Option<Response> {
-        let mut s = TcpStream::connect(&self.addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
-        for (k, v) in headers {
-            let _ = write!(req, "{k}: {v}\r\n");
-        }
-        if !headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        {
-            let _ = write!(req, "Content-Length: {}\r\n", body.len());
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).ok()?;
-        let _ = s.write_all(body);
-        let mut raw = Vec::new();
-        let _ = s.read_to_end(&mut raw);
-        if !raw.starts_with(b"HTTP/1.1 ") || !raw.windows(4).any(|w| w == b"\r\n\r\n") {
-            return None;
-        }
-        Some(Response::parse(&raw))
+        request_to(&self.addr, method, path, headers, body)
     }
 
     /// Pushes a remote-write request (prost-encoded, snappy-compressed) for `tenant`.
@@ -233,6 +231,54 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// One HTTP/1.1 request to `addr`; `None` when the connection fails or no answer comes.
+pub fn request_to(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Response> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        addr
+    );
+    for (k, v) in headers {
+        let _ = write!(req, "{k}: {v}\r\n");
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
+        let _ = write!(req, "Content-Length: {}\r\n", body.len());
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    if !raw.starts_with(b"HTTP/1.1 ") || !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return None;
+    }
+    Some(Response::parse(&raw))
+}
+
+/// Pushes a remote-write request (no tenant header) to `addr`; `None` as [`request_to`].
+#[allow(dead_code)] // not every test binary uses it
+pub fn try_push_to(addr: &str, req: &proto::WriteRequest) -> Option<Response> {
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let h = [
+        ("Content-Encoding", "snappy"),
+        ("Content-Type", "application/x-protobuf"),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+    ];
+    request_to(addr, "POST", "/api/v1/push", &h, &body)
 }
 
 /// A parsed HTTP response.

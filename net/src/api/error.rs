@@ -113,6 +113,16 @@ impl ApiError {
         )
     }
 
+    /// The process is shutting down (503): the client retries elsewhere or later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            message.into(),
+            Shape::Text,
+        )
+    }
+
     /// A query that ran out of time (503, `timeout`).
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(

@@ -404,7 +404,6 @@ fn time_span(selections: &[Selection]) -> Option<(i64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_storage::matcher::MatchType;
 
     #[test]
     fn durations() {
@@ -417,29 +416,5 @@ mod tests {
         assert_eq!(parse_duration_ms("1x"), None);
         assert_eq!(parse_duration_ms("1s1m"), None);
         assert_eq!(parse_duration_ms("NaN"), None);
-    }
-
-    #[test]
-    fn fetched_merges_and_filters() {
-        let l = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
-        let other = Labels::from_pairs([("__name__", "down")]);
-        let mut f = Fetched::default();
-        f.add(SeriesSamples {
-            labels: l.clone(),
-            samples: vec![(1, 1.0), (2, 2.0)],
-        });
-        f.add(SeriesSamples {
-            labels: l.clone(),
-            samples: vec![(2, 2.0), (3, 3.0)],
-        });
-        f.add(SeriesSamples {
-            labels: other,
-            samples: vec![(1, 9.0)],
-        });
-        let m = [Matcher::new(MatchType::Equal, "__name__", "up").unwrap()];
-        let got = f.select(&m, 2, 3);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].samples, vec![(2, 2.0), (3, 3.0)]);
-        assert!(f.select(&m, 4, 5).is_empty());
     }
 }

@@ -18,6 +18,12 @@ use crate::remote_write::decode::decode_write_request;
 use crate::remote_write::snappy::{SnappyError, decompress_into};
 
 pub async fn handle(app: &App, req: Request<Incoming>) -> Result<HttpResponse, ApiError> {
+    // Answered (whatever the answer) before the shutdown syncs the WAL and exits.
+    let Some(_in_flight) = app.drain.begin() else {
+        return Err(ApiError::unavailable(
+            "shutting down: the push was not taken, send it again",
+        ));
+    };
     let tenant = app.tenant(&req)?;
     check_headers(req.headers())?;
     let limit = app.config.max_recv_msg_size;
