@@ -31,6 +31,8 @@ mod fetch;
 mod open;
 mod read;
 
+pub use self::read::{SeriesChunks, XorChunk, decode_chunks};
+
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -152,12 +154,11 @@ pub enum BlocksError {
         #[source]
         source: ChunkReadError,
     },
-    #[error("tenant {tenant}, {source_kind} block {block}: chunk {chunk_ref:#x}: {source}")]
-    Decode {
+    /// A chunk selected without decoding ([`BlockCatalog::select_chunks`]) failed to decode.
+    #[error("tenant {tenant}: series {series}: a block chunk: {source}")]
+    DecodeSeries {
         tenant: TenantId,
-        block: Ulid,
-        source_kind: BlockSource,
-        chunk_ref: u64,
+        series: String,
         #[source]
         source: ChunkError,
     },
@@ -354,6 +355,24 @@ impl BlockCatalog {
         let partition = Partition::new(tenant, partition)?;
         self.retrying(tenant, mint, maxt, async |slots| {
             read::select(self, tenant, slots, matchers, mint, maxt, partition).await
+        })
+        .await
+    }
+
+    /// As [`BlockCatalog::select`], but the series' XOR chunks instead of their samples: slices
+    /// of the fetched bytes, decoded by the caller ([`read::decode_chunks`]) one series at a
+    /// time, so a long range never holds its decoded samples all at once.
+    pub async fn select_chunks(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        partition: Option<(usize, usize)>,
+    ) -> Result<Vec<SeriesChunks>, BlocksError> {
+        let partition = Partition::new(tenant, partition)?;
+        self.retrying(tenant, mint, maxt, async |slots| {
+            read::select_chunks(self, tenant, slots, matchers, mint, maxt, partition).await
         })
         .await
     }

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use futures_util::{StreamExt, stream};
 use object_store::local::LocalFileSystem;
 use strata_storage::block::{BlockMeta, ChunkReadError, IndexError, Ulid, meta::META_VERSION};
-use strata_storage::chunkenc::xor::ChunkError;
 
 use super::open::OpenFuture;
 use super::{BlockInfo, BlockSource, BlocksError, Counters, bump};
@@ -97,16 +96,6 @@ impl BlockId {
             tenant: self.tenant.clone(),
             block: self.info.ulid,
             source_kind: self.info.source,
-            source,
-        }
-    }
-
-    pub(crate) fn decode_err(&self, chunk_ref: u64, source: ChunkError) -> BlocksError {
-        BlocksError::Decode {
-            tenant: self.tenant.clone(),
-            block: self.info.ulid,
-            source_kind: self.info.source,
-            chunk_ref,
             source,
         }
     }

@@ -75,8 +75,9 @@ fn walk<B: AsRef<[u8]>>(
     Ok(())
 }
 
-/// The chunks of a series to read for `[mint, maxt]`, each with where it surely ends.
-fn needed(chunks: &[ChunkRef], mint: i64, maxt: i64) -> Vec<Needed> {
+/// The chunks of a series to read for `[mint, maxt]`, each with where it surely ends and its
+/// time range.
+fn needed(chunks: &[ChunkRef], mint: i64, maxt: i64) -> Vec<(Needed, i64, i64)> {
     chunks
         .iter()
         .enumerate()
@@ -87,18 +88,68 @@ fn needed(chunks: &[ChunkRef], mint: i64, maxt: i64) -> Vec<Needed> {
                 let (s, o) = split_chunk_ref(next.chunk_ref);
                 (s == segment && o > offset).then_some(u64::from(o))
             });
-            Needed {
+            let n = Needed {
                 chunk_ref: c.chunk_ref,
                 end_hint,
-            }
+            };
+            (n, c.min_t, c.max_t)
         })
         .collect()
 }
 
 /// One block's part of a select: its series to read, and the ranges covering their chunks.
 struct BlockReads {
-    series: Vec<(Labels, Vec<Needed>)>,
+    series: Vec<(Labels, Vec<(Needed, i64, i64)>)>,
     planned: Vec<Planned>,
+}
+
+/// An XOR chunk of a block, its CRC checked: a slice of the fetched bytes (no copy).
+#[derive(Clone, Debug)]
+pub struct XorChunk {
+    pub min_t: i64,
+    pub max_t: i64,
+    pub data: bytes::Bytes,
+}
+
+/// A series of the blocks with the XOR chunks overlapping a select's range, from every block,
+/// ordered by `min_t` (chunks of different blocks may overlap: see [`decode_chunks`]).
+#[derive(Clone, Debug)]
+pub struct SeriesChunks {
+    pub labels: Labels,
+    pub chunks: Vec<XorChunk>,
+}
+
+/// Decodes `chunks` (ordered by `min_t`) into `out` (cleared first): the samples in
+/// `[mint, maxt]`, sorted by time, one per timestamp (the first chunk's, where chunks of several
+/// blocks overlap). `scratch` is reused between calls.
+pub fn decode_chunks(
+    chunks: &[XorChunk],
+    mint: i64,
+    maxt: i64,
+    scratch: &mut Vec<(i64, f64)>,
+    out: &mut Vec<(i64, f64)>,
+) -> Result<(), strata_storage::chunkenc::xor::ChunkError> {
+    out.clear();
+    let mut ordered = true;
+    let mut last_max = i64::MIN;
+    for c in chunks {
+        if c.max_t < mint || c.min_t > maxt {
+            continue;
+        }
+        if c.min_t <= last_max {
+            ordered = false;
+        }
+        last_max = last_max.max(c.max_t);
+        scratch.clear();
+        decode_into(&c.data, scratch)?;
+        out.extend(scratch.iter().filter(|p| p.0 >= mint && p.0 <= maxt));
+    }
+    if !ordered {
+        // Stable: the first chunk's sample wins a timestamp.
+        out.sort_by_key(|p| p.0);
+        out.dedup_by_key(|p| p.0);
+    }
+    Ok(())
 }
 
 pub(super) async fn select(
@@ -110,6 +161,37 @@ pub(super) async fn select(
     maxt: i64,
     partition: Option<Partition>,
 ) -> Result<Vec<SeriesSamples>, BlocksError> {
+    let series = select_chunks(catalog, tenant, slots, matchers, mint, maxt, partition).await?;
+    let mut scratch = Vec::new();
+    let mut out = Vec::with_capacity(series.len());
+    for s in series {
+        let mut samples = Vec::new();
+        decode_chunks(&s.chunks, mint, maxt, &mut scratch, &mut samples).map_err(|source| {
+            BlocksError::DecodeSeries {
+                tenant: tenant.clone(),
+                series: s.labels.to_string(),
+                source,
+            }
+        })?;
+        if !samples.is_empty() {
+            out.push(SeriesSamples {
+                labels: s.labels,
+                samples,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn select_chunks(
+    catalog: &BlockCatalog,
+    tenant: &TenantId,
+    slots: &[Rc<BlockSlot>],
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+    partition: Option<Partition>,
+) -> Result<Vec<SeriesChunks>, BlocksError> {
     let blocks = open_all(catalog, slots).await?;
     let mut work = Vec::with_capacity(blocks.len());
     for (slot, block) in slots.iter().zip(&blocks) {
@@ -122,7 +204,10 @@ pub(super) async fn select(
             partition,
             |labels, chunks| series.push((labels, needed(chunks, mint, maxt))),
         )?;
-        let all: Vec<Needed> = series.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+        let all: Vec<Needed> = series
+            .iter()
+            .flat_map(|(_, n)| n.iter().map(|(n, _, _)| *n))
+            .collect();
         let planned = fetch::plan(&block.segments, &all).map_err(|e| slot.id.chunk_err(e))?;
         work.push(BlockReads { series, planned });
     }
@@ -144,8 +229,7 @@ pub(super) async fn select(
         .await?
         .into_iter();
 
-    let mut merged: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
-    let mut decoded = Vec::new();
+    let mut merged: BTreeMap<Labels, Vec<XorChunk>> = BTreeMap::new();
     let mut skipped = 0usize;
     for ((slot, block), w) in slots.iter().zip(&blocks).zip(work) {
         let bufs: Vec<_> = fetched.by_ref().take(w.planned.len()).collect();
@@ -156,10 +240,10 @@ pub(super) async fn select(
             bufs: &bufs,
         };
         for (labels, needed) in w.series {
-            let mut samples: Vec<(i64, f64)> = Vec::new();
-            for n in needed {
-                let record = match chunks.record(n.chunk_ref)? {
-                    Record::Incomplete { len } => {
+            let mut out: Vec<XorChunk> = Vec::with_capacity(needed.len());
+            for (n, min_t, max_t) in needed {
+                let data = match chunks.record(n.chunk_ref)? {
+                    (Record::Incomplete { len }, _) => {
                         let whole = fetch::fetch_record(
                             &slot.id,
                             &slot.bucket,
@@ -169,24 +253,28 @@ pub(super) async fn select(
                             &catalog.counters,
                         )
                         .await?;
-                        decode_record(&slot.id, &whole, n.chunk_ref, true, &mut decoded)?
+                        match fetch::parse_record(&whole, n.chunk_ref, true)
+                            .map_err(|e| slot.id.chunk_err(e))?
+                        {
+                            Record::Xor(data) => Some(whole.slice_ref(data)),
+                            Record::Other(_) => None,
+                            Record::Incomplete { .. } => {
+                                return Err(slot.id.chunk_err(ChunkReadError::Truncated {
+                                    chunk_ref: n.chunk_ref,
+                                }));
+                            }
+                        }
                     }
-                    Record::Xor(data) => {
-                        decoded.clear();
-                        decode_into(data, &mut decoded)
-                            .map_err(|e| slot.id.decode_err(n.chunk_ref, e))?;
-                        true
-                    }
-                    Record::Other(_) => false,
+                    (Record::Xor(data), buf) => Some(buf.slice_ref(data)),
+                    (Record::Other(_), _) => None,
                 };
-                if !record {
-                    skipped += 1;
-                    continue;
+                match data {
+                    Some(data) => out.push(XorChunk { min_t, max_t, data }),
+                    None => skipped += 1,
                 }
-                samples.extend(decoded.iter().filter(|p| p.0 >= mint && p.0 <= maxt));
             }
-            if !samples.is_empty() {
-                merged.entry(labels).or_default().extend(samples);
+            if !out.is_empty() {
+                merged.entry(labels).or_default().extend(out);
             }
         }
     }
@@ -195,32 +283,12 @@ pub(super) async fn select(
     }
     Ok(merged
         .into_iter()
-        .map(|(labels, mut samples)| {
-            // Stable and adaptive: one block's samples are already in order.
-            samples.sort_by_key(|p| p.0);
-            samples.dedup_by_key(|p| p.0);
-            SeriesSamples { labels, samples }
+        .map(|(labels, mut chunks)| {
+            // Stable and adaptive: one block's chunks are already in order.
+            chunks.sort_by_key(|c| c.min_t);
+            SeriesChunks { labels, chunks }
         })
         .collect())
-}
-
-/// Decodes the XOR record at the start of `buf` into `out`; `false` for another encoding.
-fn decode_record(
-    id: &BlockId,
-    buf: &[u8],
-    chunk_ref: u64,
-    to_segment_end: bool,
-    out: &mut Vec<(i64, f64)>,
-) -> Result<bool, BlocksError> {
-    out.clear();
-    match fetch::parse_record(buf, chunk_ref, to_segment_end).map_err(|e| id.chunk_err(e))? {
-        Record::Xor(data) => {
-            decode_into(data, out).map_err(|e| id.decode_err(chunk_ref, e))?;
-            Ok(true)
-        }
-        Record::Other(_) => Ok(false),
-        Record::Incomplete { .. } => Err(id.chunk_err(ChunkReadError::Truncated { chunk_ref })),
-    }
 }
 
 /// The fetched ranges of one block.
@@ -232,8 +300,8 @@ struct Chunks<'a> {
 }
 
 impl<'a> Chunks<'a> {
-    /// The record of `chunk_ref`, from the range that covers its start.
-    fn record(&self, chunk_ref: u64) -> Result<Record<'a>, BlocksError> {
+    /// The record of `chunk_ref`, from the range that covers its start, and that range's bytes.
+    fn record(&self, chunk_ref: u64) -> Result<(Record<'a>, &'a bytes::Bytes), BlocksError> {
         let (segment, offset) = split_chunk_ref(chunk_ref);
         let offset = u64::from(offset);
         let i = self
@@ -250,7 +318,9 @@ impl<'a> Chunks<'a> {
         let rel = (offset - p.range.start) as usize;
         let bytes: &'a [u8] = buf.get(rel..).ok_or_else(truncated)?;
         let to_end = self.block.segments[segment as usize].size <= p.range.start + buf.len() as u64;
-        fetch::parse_record(bytes, chunk_ref, to_end).map_err(|e| self.id.chunk_err(e))
+        let record =
+            fetch::parse_record(bytes, chunk_ref, to_end).map_err(|e| self.id.chunk_err(e))?;
+        Ok((record, buf))
     }
 }
 

@@ -118,11 +118,11 @@ pub async fn eval_part(shard: &ShardRef, req: &EvalPart) -> Result<Partial, Part
     let mut fetched = Fetched::default();
     for s in &selections {
         let series = catalog
-            .select(&req.tenant, &s.matchers, s.mint, s.maxt, Some((id, shards)))
+            .select_chunks(&req.tenant, &s.matchers, s.mint, s.maxt, Some((id, shards)))
             .await
             .map_err(read)?;
         for one in series {
-            fetched.add(one);
+            fetched.add_chunks(one);
         }
     }
     {

@@ -367,28 +367,32 @@ async fn fetch(
     let mut data = Fetched::with_partials(partials);
     let mut loaded = 0usize;
     for s in selections {
-        let from_blocks = if with_blocks {
-            app.blocks
-                .select(tenant, &s.matchers, s.mint, s.maxt, None)
+        if with_blocks {
+            let series = app
+                .blocks
+                .select_chunks(tenant, &s.matchers, s.mint, s.maxt, None)
                 .await
-                .map_err(|e| ApiError::internal(&e.to_string()))?
-        } else {
-            Vec::new()
-        };
+                .map_err(|e| ApiError::internal(&e.to_string()))?;
+            // Held compressed and decoded a series at a time: the engine's own count of the
+            // samples it holds bounds them, not this fetch's.
+            for one in series {
+                data.add_chunks(one);
+            }
+        }
         let from_heads = app
             .instance
             .samples(tenant, s.matchers, s.mint, s.maxt)
             .await
             .map_err(|e| ApiError::internal(&e.to_string()))?;
-        for s in from_heads.into_iter().chain(from_blocks) {
-            // The engine counts what it reads; this bounds what is fetched for it.
-            loaded = loaded.saturating_add(s.samples.len());
-            if loaded > max_samples {
-                return Err(eval_error(EvalError::TooManySamples(
-                    "query execution".into(),
-                )));
-            }
-            data.add(s);
+        for one in from_heads {
+            loaded = loaded.saturating_add(one.samples.len());
+            data.add(one);
+        }
+        // The engine counts what it reads; this bounds the decoded samples fetched for it.
+        if loaded > max_samples {
+            return Err(eval_error(EvalError::TooManySamples(
+                "query execution".into(),
+            )));
         }
     }
     Ok(data)
