@@ -6,10 +6,12 @@
 # CPU time and peak RSS from /proc. Prints a Markdown table and writes the raw numbers to
 # bench/results/ingest-<date>.json. Exits non-zero if a system fails to start or a load has errors.
 #
-# usage: bench/peers/ingest.sh [--quick] [--hosts N] [--rounds N] [--concurrency N] [--batch N]
+# usage: bench/peers/ingest.sh [--quick] [--profile node|k8s|tenants] [--hosts N] [--rounds N]
+#                              [--concurrency N] [--batch N]
 #                              [--systems "strata prometheus victoria-metrics"] [--verify]
 #                              [--no-build] [--no-install] [--keep]
-# The same settings as environment variables: HOSTS ROUNDS CONCURRENCY BATCH SYSTEMS SETTLE
+# --profile: the loadgen's data profile (`strata-loadgen write --profile`, default node).
+# The same settings as environment variables: PROFILE HOSTS ROUNDS CONCURRENCY BATCH SYSTEMS SETTLE
 # READY_TIMEOUT VERIFY=1 BUILD=0 INSTALL=0 KEEP=1 RESULTS_DIR; binaries: LOADGEN_BIN STRATA_BIN PROMETHEUS_BIN
 # VM_BIN; ports: PROMETHEUS_PORT VM_PORT (strata's comes from its config: STRATA_CONFIG, default
 # bench/peers/strata-bench.yaml).
@@ -19,6 +21,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 STRATA_CONFIG=${STRATA_CONFIG:-$ROOT/bench/peers/strata-bench.yaml}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 
+PROFILE=${PROFILE:-node}
 HOSTS=${HOSTS:-1000}
 ROUNDS=${ROUNDS:-20}
 CONCURRENCY=${CONCURRENCY:-4}
@@ -42,6 +45,7 @@ die() {
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) HOSTS=100 ROUNDS=5 ;;
+    --profile) PROFILE=$2 && shift ;;
     --hosts) HOSTS=$2 && shift ;;
     --rounds) ROUNDS=$2 && shift ;;
     --concurrency) CONCURRENCY=$2 && shift ;;
@@ -219,7 +223,7 @@ for system in $SYSTEMS; do
     RESULT_VERSION[$system]=$VERSION
     log "$system ($VERSION) ready on :$PORT, pid $SERVER_PID; pushing $HOSTS hosts x $ROUNDS rounds"
     status=0
-    "$LOADGEN_BIN" write --url "$PUSH_URL" --no-tenant --quiet \
+    "$LOADGEN_BIN" write --url "$PUSH_URL" --no-tenant --quiet --profile "$PROFILE" \
         --hosts "$HOSTS" --rounds "$ROUNDS" --concurrency "$CONCURRENCY" --batch "$BATCH" \
         --server-pid "$SERVER_PID" --settle "$SETTLE" --summary "$summary" >&2 || status=$?
     if [ "$status" != 0 ]; then
@@ -287,8 +291,8 @@ out="$RESULTS_DIR/ingest-$stamp.json"
     printf '  "machine": {"cpus": %s, "kernel": %s, "cpu_model": %s},\n' "$(nproc)" \
         "$(json_str "$(uname -sr)")" \
         "$(json_str "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)")"
-    printf '  "load": {"hosts": %s, "rounds": %s, "concurrency": %s, "batch": %s, ' \
-        "$HOSTS" "$ROUNDS" "$CONCURRENCY" "$BATCH"
+    printf '  "load": {"profile": %s, "hosts": %s, "rounds": %s, "concurrency": %s, "batch": %s, ' \
+        "$(json_str "$PROFILE")" "$HOSTS" "$ROUNDS" "$CONCURRENCY" "$BATCH"
     printf '"series": %s, "samples": %s, "settle": %s},\n' "$((HOSTS * 100))" \
         "$((HOSTS * 100 * ROUNDS))" "$(json_str "$SETTLE")"
     printf '  "systems": ['

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Functions shared by the peer benchmarks (ingest.sh, query.sh). Sourced, not run. The caller
-# defines log, die, has_system (which systems take part) and INSTALL (1: apt-get what is missing).
+# Functions shared by the peer benchmarks (ingest.sh, query.sh, run.sh). Sourced, not run. The
+# caller defines log, die, has_system (which systems take part) and INSTALL (1: apt-get what is
+# missing). The server functions (start_server and the ones after it) run several systems at once;
+# they use the caller's WORK, SYSTEMS, READY_TIMEOUT, COMPACT_TIMEOUT, PROMETHEUS_PORT, VM_PORT,
+# STRATA_PORT, STRATA_CONFIG, *_BIN, and the associative arrays PID PORT BASE_URL PUSH_URL
+# VERSION, which the caller declares (`declare -A PID PORT BASE_URL PUSH_URL VERSION`), and
+# PROMETHEUS_EXTRA_ARGS (an array, may be unset). A data directory put in place before
+# start_server (`$WORK/<system>/data`) is kept.
 
 package_bin() { # package name...
     local pkg=$1 name
@@ -26,6 +32,9 @@ install_peers() {
     has_system victoria-metrics && [ -z "${VM_BIN:-}" ] &&
         ! package_bin victoria-metrics victoria-metrics victoria-metrics-prod >/dev/null &&
         missing+=(victoria-metrics)
+    # The scripts' own tools.
+    command -v jq >/dev/null 2>&1 || missing+=(jq)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$INSTALL" = 1 ] || die "not installed: ${missing[*]} (and --no-install given)"
     local sudo=()
@@ -49,3 +58,123 @@ http_status() { # port path
 }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+stop_server() { # system
+    local pid=${PID[$1]:-}
+    [ -n "$pid" ] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -CONT "$pid" 2>/dev/null || true
+        kill -TERM "$pid" 2>/dev/null || true
+        local i
+        for i in $(seq 1 150); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    PID[$1]=""
+}
+
+
+
+
+
+start_server() { # system
+    local system=$1 dir="$WORK/$1" ready pid
+    mkdir -p "$dir"
+    case "$system" in
+    prometheus)
+        PORT[$system]=$PROMETHEUS_PORT ready=/-/ready
+        PUSH_URL[$system]="http://127.0.0.1:$PROMETHEUS_PORT/api/v1/write"
+        VERSION[$system]=$("$PROMETHEUS_BIN" --version 2>&1 | head -n 1)
+        printf 'global:\n  scrape_interval: 1m\n' >"$dir/prometheus.yml"
+        ;;
+    victoria-metrics)
+        PORT[$system]=$VM_PORT ready=/health
+        PUSH_URL[$system]="http://127.0.0.1:$VM_PORT/api/v1/write"
+        VERSION[$system]=$("$VM_BIN" -version 2>&1 | head -n 1)
+        [ -n "${VERSION[$system]}" ] || VERSION[$system]="victoria-metrics $(dpkg-query -W \
+            -f='${Version}' victoria-metrics 2>/dev/null || echo unknown)"
+        ;;
+    strata)
+        PORT[$system]=$STRATA_PORT ready=/ready
+        PUSH_URL[$system]="http://127.0.0.1:$STRATA_PORT/api/v1/push"
+        VERSION[$system]=$("$STRATA_BIN" --version 2>&1 | head -n 1)
+        ;;
+    esac
+    BASE_URL[$system]="http://127.0.0.1:${PORT[$system]}"
+    port_busy "${PORT[$system]}" && die "port ${PORT[$system]} is already in use; $system needs it"
+    case "$system" in
+    prometheus)
+        # Prometheus's default query limits (2m timeout, 50M samples) match strata's.
+        "$PROMETHEUS_BIN" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+            --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --web.enable-remote-write-receiver \
+            ${PROMETHEUS_EXTRA_ARGS[@]+"${PROMETHEUS_EXTRA_ARGS[@]}"} >"$dir/server.log" 2>&1 &
+        ;;
+    victoria-metrics)
+        "$VM_BIN" -storageDataPath="$dir/data" -httpListenAddr="127.0.0.1:$VM_PORT" \
+            -search.disableCache -retentionPeriod=100y >"$dir/server.log" 2>&1 &
+        ;;
+    strata)
+        (cd "$dir" && exec "$STRATA_BIN" --config.file "$STRATA_CONFIG") >"$dir/server.log" 2>&1 &
+        ;;
+    esac
+    pid=$!
+    PID[$system]=$pid
+    local deadline=$((SECONDS + READY_TIMEOUT))
+    while [ "$(http_status "${PORT[$system]}" "$ready")" != 200 ]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "$system exited during startup; last lines of its log:"
+            tail -n 20 "$dir/server.log" >&2
+            PID[$system]=""
+            return 1
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            log "$system not ready after ${READY_TIMEOUT}s; last log lines:"
+            tail -n 20 "$dir/server.log" >&2
+            stop_server "$system"
+            return 1
+        fi
+        sleep 0.2
+    done
+    log "$system (${VERSION[$system]}) ready on :${PORT[$system]}, pid $pid"
+}
+
+# Pauses every system but $1 (SIGSTOP), so that one runs alone; `resume_all` undoes it.
+only() { # system
+    local s
+    for s in $SYSTEMS; do
+        if [ "$s" = "$1" ]; then kill -CONT "${PID[$s]}"; else kill -STOP "${PID[$s]}"; fi
+    done
+}
+resume_all() {
+    local s
+    for s in $SYSTEMS; do kill -CONT "${PID[$s]}" 2>/dev/null || true; done
+}
+
+# A number from Prometheus's own /metrics.
+prom_metric() { # name
+    local text
+    text=$(curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/metrics" 2>/dev/null) || return 0
+    printf '%s\n' "$text" | awk -v n="$1" '$1 == n && !seen { printf "%.0f\n", $2; seen = 1 }'
+}
+
+# Waits until Prometheus's head no longer spans enough to compact (more than 3h, 1.5 block
+# ranges) and no compaction finished in the last 10s, so compaction does not overlap the timings.
+wait_prometheus_compacted() {
+    local deadline=$((SECONDS + COMPACT_TIMEOUT)) mint maxt done_before
+    while :; do
+        mint=$(prom_metric prometheus_tsdb_head_min_time)
+        maxt=$(prom_metric prometheus_tsdb_head_max_time)
+        done_before=$(prom_metric prometheus_tsdb_compaction_duration_seconds_count)
+        if [ -n "$mint" ] && [ -n "$maxt" ] && [ $((maxt - mint)) -le 10800000 ]; then
+            sleep 10
+            [ "$(prom_metric prometheus_tsdb_compaction_duration_seconds_count)" = "$done_before" ] &&
+                return 0
+            continue
+        fi
+        [ $SECONDS -lt $deadline ] || die "prometheus still compacting after ${COMPACT_TIMEOUT}s"
+        sleep 5
+    done
+}

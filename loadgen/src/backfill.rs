@@ -1,5 +1,6 @@
-//! The backfill mode: push a long history of the fleet (a day or more) into one or more
-//! remote-write receivers, streaming, so that query benchmarks see the same data everywhere.
+//! The backfill mode: a long history of the fleet (a day or more), streamed either into one or
+//! more remote-write receivers or, with `--blocks-dir`, straight into Prometheus TSDB blocks
+//! ([`crate::blocks`]), so that query benchmarks see the same data everywhere.
 //!
 //! Unlike [`crate::write`], which measures ingestion one round per request, backfill generates
 //! `chunk` rounds at a time and sends every series of a host group with all its samples of the
@@ -14,6 +15,8 @@
 //!   [`crate::write`] sends it, plus, with `histogram`, one classic histogram per host
 //!   ([`HISTOGRAM`], [`BUCKETS`] buckets and `+Inf`) whose cumulative counts start high, so that
 //!   `rate()` never extrapolates a bucket to zero and `histogram_quantile` sees monotonic buckets.
+//!   Both outputs read the fleet through [`HostHistory`], so blocks hold exactly what the
+//!   remote-write path pushes for the same flags.
 //! - The chosen query end ([`query_end_ms`]) is at or after the newest sample and never on the
 //!   scrape phase of any host, so no sample ever sits exactly on a range boundary of a query
 //!   evaluated on the step grid through it: left-closed (Prometheus 2.x) and left-open (3.x)
@@ -31,6 +34,7 @@ use serde::Serialize;
 use strata_net::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
 
 use crate::Error;
+use crate::blocks::BlocksOptions;
 use crate::fleet::{FleetSpec, Host, Rng, SERIES_PER_HOST, instance, mix};
 use crate::http::Client;
 
@@ -51,14 +55,28 @@ const HEADERS: [(&str, &str); 3] = [
 #[derive(Args, Debug)]
 pub struct BackfillArgs {
     /// Remote-write endpoint; repeat to fill several servers with the same data
-    #[arg(long, required = true)]
+    #[arg(
+        long,
+        required_unless_present = "blocks_dir",
+        conflicts_with = "blocks_dir"
+    )]
     url: Vec<String>,
+    /// Write Prometheus TSDB blocks into this directory instead of pushing (one block per
+    /// `--block-range`, aligned to the epoch)
+    #[arg(long)]
+    blocks_dir: Option<PathBuf>,
     /// Hosts in the fleet, 100 series each (plus 10 with --with-histogram)
     #[arg(long, default_value_t = 100)]
     hosts: u32,
+    /// Series in the fleet instead of --hosts: rounded to whole hosts of 100 series
+    #[arg(long, conflicts_with = "hosts")]
+    series: Option<u32>,
     /// Rounds, i.e. samples per series
     #[arg(long, default_value_t = 5760)]
     rounds: u32,
+    /// Days of history instead of --rounds: rounds = days / interval
+    #[arg(long, conflicts_with = "rounds")]
+    days: Option<u32>,
     /// Scrape interval between rounds
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     interval: Duration,
@@ -72,7 +90,19 @@ pub struct BackfillArgs {
     /// Add a classic histogram (`http_request_duration_seconds_bucket`) of 10 buckets per host
     #[arg(long)]
     with_histogram: bool,
-    /// Parallel senders
+    /// With --blocks-dir: the time range of each block
+    #[arg(
+        long,
+        default_value = "2h",
+        value_parser = humantime::parse_duration,
+        conflicts_with = "url"
+    )]
+    block_range: Duration,
+    /// With --blocks-dir: the tenant written into meta.json (`thanos.labels.__org_id__`, source
+    /// `backfill`); without it, plain Prometheus metas
+    #[arg(long, conflicts_with = "url")]
+    tenant: Option<String>,
+    /// Parallel senders, or with --blocks-dir parallel generator threads
     #[arg(long, default_value_t = 2)]
     concurrency: u32,
     /// Rounds per request
@@ -101,6 +131,11 @@ pub struct BackfillSummary {
     pub series: u64,
     pub samples: u64,
     pub requests: u64,
+    /// With `--blocks-dir`: where the blocks went and how many there are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocks_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<u64>,
     pub seconds: f64,
     /// Newest sample timestamp of the fleet.
     pub last_sample_ms: i64,
@@ -171,62 +206,118 @@ fn label(name: &str, value: &str) -> Label {
     }
 }
 
+/// Series per host of a backfill: the fleet's, plus the histogram's buckets.
+pub fn series_per_host(with_histogram: bool) -> usize {
+    SERIES_PER_HOST + if with_histogram { BUCKETS.len() + 1 } else { 0 }
+}
+
+/// One host's history as backfill generates it, round by round: the fleet's host and, with
+/// `--with-histogram`, its histogram. The remote-write path and the block writer both read the
+/// fleet through this, so they carry the same series and samples.
+pub struct HostHistory {
+    host: Host,
+    histogram: Option<HistogramState>,
+    interval_ms: i64,
+    /// Rounds produced so far.
+    produced: u32,
+}
+
+impl HostHistory {
+    /// Host `index` of `spec`, before its round 0.
+    pub fn new(spec: &FleetSpec, index: u32, with_histogram: bool) -> Self {
+        Self {
+            host: Host::new(spec, index),
+            histogram: with_histogram.then(|| HistogramState::new(spec, index)),
+            interval_ms: spec.interval_ms,
+            produced: 0,
+        }
+    }
+
+    /// Number of series: [`series_per_host`].
+    pub fn num_series(&self) -> usize {
+        self.host.series().len() + self.histogram.as_ref().map_or(0, |h| h.labels.len())
+    }
+
+    /// The label sets (sorted by name), in the order [`HostHistory::for_each_value`] yields
+    /// their values.
+    pub fn labels(&self) -> impl Iterator<Item = &[Label]> {
+        let fleet = self.host.series().iter().map(|s| s.labels.as_slice());
+        let buckets = self.histogram.iter().flat_map(|h| h.labels.iter());
+        fleet.chain(buckets.map(Vec::as_slice))
+    }
+
+    /// Rounds produced so far.
+    pub fn produced(&self) -> u32 {
+        self.produced
+    }
+
+    /// Timestamp of the next round [`HostHistory::next_round`] produces.
+    pub fn next_timestamp(&self) -> i64 {
+        if self.produced == 0 {
+            self.host.timestamp()
+        } else {
+            self.host.timestamp() + self.interval_ms
+        }
+    }
+
+    /// Moves to the next round and returns its timestamp.
+    pub fn next_round(&mut self) -> i64 {
+        if self.produced > 0 {
+            self.host.advance();
+            if let Some(h) = &mut self.histogram {
+                h.step();
+            }
+        }
+        self.produced += 1;
+        self.host.timestamp()
+    }
+
+    /// Calls `f(series, value)` for every series at the current round, whose timestamp is `ts`.
+    #[inline]
+    pub fn for_each_value(&self, ts: i64, mut f: impl FnMut(usize, f64)) {
+        let fleet = self.host.series();
+        for (i, s) in fleet.iter().enumerate() {
+            f(i, s.value(ts));
+        }
+        if let Some(h) = &self.histogram {
+            for (i, &c) in h.counts.iter().enumerate() {
+                f(fleet.len() + i, c as f64);
+            }
+        }
+    }
+}
+
 /// One sender's hosts and their generator state.
 struct Sender {
-    hosts: Vec<Host>,
-    histograms: Vec<HistogramState>,
+    hosts: Vec<HostHistory>,
 }
 
 impl Sender {
-    /// Requests for rounds `[from, to)` of every host, `per_request` hosts each.
+    /// Requests for rounds `[from, to)` of every host, `per_request` hosts each. Calls must
+    /// cover the rounds in order, from 0.
     fn chunk(&mut self, from: u32, to: u32, per_request: usize) -> Vec<WriteRequest> {
         let mut out = Vec::new();
-        let with_histogram = !self.histograms.is_empty();
         for group in 0..self.hosts.len().div_ceil(per_request) {
             let range = group * per_request..((group + 1) * per_request).min(self.hosts.len());
             let mut timeseries = Vec::new();
-            for i in range {
-                let host = &mut self.hosts[i];
-                let mut series: Vec<Vec<Sample>> = vec![Vec::new(); SERIES_PER_HOST];
-                let mut buckets: Vec<Vec<Sample>> = vec![Vec::new(); BUCKETS.len() + 1];
-                for round in from..to {
-                    if round > 0 {
-                        host.advance();
-                        if with_histogram {
-                            self.histograms[i].step();
-                        }
-                    }
-                    let ts = host.timestamp();
-                    for (s, samples) in host.series().iter().zip(&mut series) {
-                        samples.push(Sample {
-                            value: s.value(ts),
+            for host in &mut self.hosts[range] {
+                debug_assert_eq!(host.produced(), from);
+                let mut series: Vec<Vec<Sample>> = vec![Vec::new(); host.num_series()];
+                for _ in from..to {
+                    let ts = host.next_round();
+                    host.for_each_value(ts, |i, value| {
+                        series[i].push(Sample {
+                            value,
                             timestamp: ts,
                         });
-                    }
-                    if with_histogram {
-                        for (&c, samples) in self.histograms[i].counts.iter().zip(&mut buckets) {
-                            samples.push(Sample {
-                                value: c as f64,
-                                timestamp: ts,
-                            });
-                        }
-                    }
+                    });
                 }
-                for (s, samples) in host.series().iter().zip(series) {
+                for (labels, samples) in host.labels().zip(series) {
                     timeseries.push(TimeSeries {
-                        labels: s.labels.clone(),
+                        labels: labels.to_vec(),
                         samples,
                         ..TimeSeries::default()
                     });
-                }
-                if with_histogram {
-                    for (labels, samples) in self.histograms[i].labels.iter().zip(buckets) {
-                        timeseries.push(TimeSeries {
-                            labels: labels.clone(),
-                            samples,
-                            ..TimeSeries::default()
-                        });
-                    }
                 }
             }
             out.push(WriteRequest {
@@ -236,6 +327,21 @@ impl Sender {
         }
         out
     }
+}
+
+/// Every series with all its samples, exactly as `backfill` pushes them for `spec` (in one
+/// request per host here): what a reader of the backfilled data must find.
+pub fn pushed_history(spec: &FleetSpec, with_histogram: bool) -> Vec<TimeSeries> {
+    let mut sender = Sender {
+        hosts: (0..spec.hosts)
+            .map(|h| HostHistory::new(spec, h, with_histogram))
+            .collect(),
+    };
+    sender
+        .chunk(0, spec.rounds, 1)
+        .into_iter()
+        .flat_map(|r| r.timeseries)
+        .collect()
 }
 
 /// The newest sample of `spec` and a query end after it that no host's scrape phase hits: the
@@ -263,37 +369,137 @@ pub fn query_end_ms(spec: &FleetSpec) -> (i64, i64) {
     (last, end)
 }
 
+/// The fleet the flags describe.
+fn spec_of(args: &BackfillArgs, interval_ms: i64) -> Result<FleetSpec, Error> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let hosts = match args.series {
+        // Whole hosts of 100 series, rounded to the nearest, at least one.
+        Some(series) => {
+            (series.saturating_add(SERIES_PER_HOST as u32 / 2) / SERIES_PER_HOST as u32).max(1)
+        }
+        None => args.hosts,
+    };
+    let rounds = match args.days {
+        Some(days) => {
+            let rounds = i64::from(days) * 86_400_000 / interval_ms;
+            u32::try_from(rounds)
+                .ok()
+                .filter(|&r| r > 0)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "--days {days} at --interval {interval_ms}ms gives {rounds} rounds: \
+                         must be between 1 and {}",
+                        u32::MAX
+                    ))
+                })?
+        }
+        None => args.rounds,
+    };
+    let spec = FleetSpec {
+        hosts,
+        tenants: 1,
+        rounds,
+        interval_ms,
+        start_ms: args
+            .start
+            .unwrap_or_else(|| FleetSpec::recent_start(now, rounds, interval_ms)),
+        seed: args.seed,
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
 /// Runs `strata-loadgen backfill`; `Ok(false)` when a server refused a request.
 pub fn main(args: &BackfillArgs) -> Result<bool, Error> {
     let interval_ms = i64::try_from(args.interval.as_millis())
         .ok()
         .filter(|&ms| ms > 0)
         .ok_or_else(|| Error::Invalid("--interval out of range".into()))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let spec = FleetSpec {
-        hosts: args.hosts,
-        tenants: 1,
-        rounds: args.rounds,
-        interval_ms,
-        start_ms: args
-            .start
-            .unwrap_or_else(|| FleetSpec::recent_start(now, args.rounds, interval_ms)),
-        seed: args.seed,
-    };
-    spec.validate()?;
+    let spec = spec_of(args, interval_ms)?;
     if args.concurrency == 0 || args.chunk == 0 || args.hosts_per_request == 0 {
         return Err(Error::Invalid(
             "--concurrency, --chunk and --hosts-per-request must be at least 1".into(),
         ));
     }
+    let series_per_host = series_per_host(args.with_histogram) as u64;
+    let series = u64::from(spec.hosts) * series_per_host;
+    let started = Instant::now();
+    let (requests, blocks) = match &args.blocks_dir {
+        Some(dir) => {
+            let block_range_ms = i64::try_from(args.block_range.as_millis())
+                .ok()
+                .filter(|&ms| ms > 0)
+                .ok_or_else(|| Error::Invalid("--block-range out of range".into()))?;
+            eprintln!(
+                "strata-loadgen: backfilling {} hosts ({series} series) x {} rounds every {:?} \
+                 from {} ms into blocks of {:?} in {}",
+                spec.hosts,
+                spec.rounds,
+                args.interval,
+                spec.start_ms,
+                args.block_range,
+                dir.display()
+            );
+            let opts = BlocksOptions {
+                dir: dir.clone(),
+                block_range_ms,
+                tenant: args.tenant.clone(),
+                with_histogram: args.with_histogram,
+                threads: args.concurrency,
+            };
+            let written = crate::blocks::write(&spec, &opts)?;
+            (0, Some(written.blocks.len() as u64))
+        }
+        None => (push(args, &spec, series)?, None),
+    };
+    let (last_sample_ms, query_end_ms) = query_end_ms(&spec);
+    let summary = BackfillSummary {
+        hosts: spec.hosts,
+        rounds: spec.rounds,
+        interval_ms,
+        start_ms: spec.start_ms,
+        seed: spec.seed,
+        with_histogram: args.with_histogram,
+        series,
+        samples: series * u64::from(spec.rounds),
+        requests,
+        blocks_dir: args.blocks_dir.clone(),
+        blocks,
+        seconds: started.elapsed().as_secs_f64(),
+        last_sample_ms,
+        query_end_ms,
+    };
+    match blocks {
+        Some(blocks) => eprintln!(
+            "strata-loadgen: {} samples in {blocks} blocks in {:.1}s ({:.0} samples/s); newest \
+             sample {} ms, query end {} ms",
+            summary.samples,
+            summary.seconds,
+            summary.samples as f64 / summary.seconds.max(1e-9),
+            last_sample_ms,
+            query_end_ms
+        ),
+        None => eprintln!(
+            "strata-loadgen: {} samples in {} requests per server in {:.1}s; newest sample {} \
+             ms, query end {} ms",
+            summary.samples, summary.requests, summary.seconds, last_sample_ms, query_end_ms
+        ),
+    }
+    if let Some(path) = &args.summary {
+        crate::report::save_json(path, &summary)?;
+    }
+    Ok(true)
+}
+
+/// Pushes the fleet's history to every `--url`; returns the requests sent per server.
+fn push(args: &BackfillArgs, spec: &FleetSpec, series: u64) -> Result<u64, Error> {
     let senders = args.concurrency.min(spec.hosts);
-    let series_per_host = SERIES_PER_HOST as u64 + if args.with_histogram { 10 } else { 0 };
     eprintln!(
-        "strata-loadgen: backfilling {} hosts ({} series) x {} rounds every {:?} from {} ms into {}",
+        "strata-loadgen: backfilling {} hosts ({series} series) x {} rounds every {:?} from {} ms \
+         into {}",
         spec.hosts,
-        u64::from(spec.hosts) * series_per_host,
         spec.rounds,
         args.interval,
         spec.start_ms,
@@ -302,24 +508,17 @@ pub fn main(args: &BackfillArgs) -> Result<bool, Error> {
     let barrier = Barrier::new(senders as usize);
     let failed = AtomicBool::new(false);
     let requests = AtomicU64::new(0);
-    let started = Instant::now();
     let outcome: Result<(), Error> = thread::scope(|scope| {
         let handles: Vec<_> = (0..senders)
             .map(|w| {
                 let (barrier, failed, requests) = (&barrier, &failed, &requests);
                 scope.spawn(move || -> Result<(), Error> {
                     let client = Client::new(args.timeout, None)?;
-                    let owned: Vec<u32> = (0..spec.hosts).filter(|h| h % senders == w).collect();
                     let mut sender = Sender {
-                        hosts: owned.iter().map(|&h| Host::new(&spec, h)).collect(),
-                        histograms: if args.with_histogram {
-                            owned
-                                .iter()
-                                .map(|&h| HistogramState::new(&spec, h))
-                                .collect()
-                        } else {
-                            Vec::new()
-                        },
+                        hosts: (0..spec.hosts)
+                            .filter(|h| h % senders == w)
+                            .map(|h| HostHistory::new(spec, h, args.with_histogram))
+                            .collect(),
                     };
                     let mut result = Ok(());
                     let mut from = 0;
@@ -354,30 +553,7 @@ pub fn main(args: &BackfillArgs) -> Result<bool, Error> {
         outcome
     });
     outcome?;
-    let (last_sample_ms, query_end_ms) = query_end_ms(&spec);
-    let summary = BackfillSummary {
-        hosts: spec.hosts,
-        rounds: spec.rounds,
-        interval_ms,
-        start_ms: spec.start_ms,
-        seed: spec.seed,
-        with_histogram: args.with_histogram,
-        series: u64::from(spec.hosts) * series_per_host,
-        samples: u64::from(spec.hosts) * series_per_host * u64::from(spec.rounds),
-        requests: requests.load(Ordering::Relaxed),
-        seconds: started.elapsed().as_secs_f64(),
-        last_sample_ms,
-        query_end_ms,
-    };
-    eprintln!(
-        "strata-loadgen: {} samples in {} requests per server in {:.1}s; newest sample {} ms, \
-         query end {} ms",
-        summary.samples, summary.requests, summary.seconds, last_sample_ms, query_end_ms
-    );
-    if let Some(path) = &args.summary {
-        crate::report::save_json(path, &summary)?;
-    }
-    Ok(true)
+    Ok(requests.load(Ordering::Relaxed))
 }
 
 /// Encodes and sends `requests` to every url; the first refusal is an error.
@@ -450,8 +626,7 @@ mod tests {
     fn chunks_carry_every_sample_in_order() {
         let spec = spec(3);
         let mut sender = Sender {
-            hosts: (0..3).map(|h| Host::new(&spec, h)).collect(),
-            histograms: (0..3).map(|h| HistogramState::new(&spec, h)).collect(),
+            hosts: (0..3).map(|h| HostHistory::new(&spec, h, true)).collect(),
         };
         let mut requests = sender.chunk(0, 25, 2);
         requests.extend(sender.chunk(25, 40, 2));
@@ -471,5 +646,53 @@ mod tests {
             .collect();
         assert_eq!(got.len(), 40);
         assert!(got.iter().zip(&expected[0].1).all(|(g, w)| *g == w));
+        // The whole history in one go is the same data.
+        let all = pushed_history(&spec, true);
+        let chunked: Vec<TimeSeries> = requests.into_iter().flat_map(|r| r.timeseries).collect();
+        assert_eq!(all.len(), 3 * series_per_host(true));
+        for s in &all {
+            let parts: Vec<&Sample> = chunked
+                .iter()
+                .filter(|c| c.labels == s.labels)
+                .flat_map(|c| &c.samples)
+                .collect();
+            assert!(parts.iter().copied().eq(s.samples.iter()), "{:?}", s.labels);
+        }
+    }
+
+    #[test]
+    fn series_and_days_flags_pick_hosts_and_rounds() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: BackfillArgs,
+        }
+        let parse = |extra: &[&str]| {
+            let argv = ["backfill", "--blocks-dir", "/nonexistent", "--start", "0"];
+            Cli::try_parse_from(argv.iter().chain(extra)).map(|c| c.args)
+        };
+        let a = parse(&["--series", "10000", "--days", "1"]).expect("flags");
+        let spec = spec_of(&a, 15_000).expect("spec");
+        assert_eq!((spec.hosts, spec.rounds), (100, 5760));
+        let a = parse(&["--series", "149", "--days", "2", "--interval", "1m"]).expect("flags");
+        let spec = spec_of(&a, 60_000).expect("spec");
+        assert_eq!((spec.hosts, spec.rounds), (1, 2880));
+        assert!(parse(&["--series", "10", "--hosts", "3"]).is_err());
+        assert!(parse(&["--days", "1", "--rounds", "3"]).is_err());
+        assert!(
+            Cli::try_parse_from(["backfill"]).is_err(),
+            "--url or --blocks-dir"
+        );
+        let push = |extra: &[&str]| {
+            let argv = ["backfill", "--url", "http://localhost:9009/api/v1/push"];
+            Cli::try_parse_from(argv.iter().chain(extra)).map(|c| c.args)
+        };
+        assert!(push(&[]).is_ok());
+        assert!(
+            push(&["--tenant", "t"]).is_err(),
+            "--tenant needs --blocks-dir"
+        );
+        assert!(push(&["--blocks-dir", "/tmp/x"]).is_err());
     }
 }

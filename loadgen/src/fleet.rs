@@ -10,8 +10,16 @@
 //!   `[0, interval)` (Prometheus spreads scrapes over the interval), so they strictly increase and
 //!   stay below `start + rounds * interval`.
 //! - Counters never decrease; gauges random-walk inside fixed bounds.
+//!
+//! That is the `node` profile. [`profile`] adds the others (`k8s`: pods that come and go, see
+//! [`k8s`]; `tenants`: one large tenant and many small ones) and the [`Workload`] that names one;
+//! [`Generator`] is what the writer reads, one round at a time, whatever the profile.
 
 pub mod catalogue;
+pub mod k8s;
+pub mod profile;
+
+pub use profile::{K8sSpec, Profile, ProfileArgs, ProfileKind, Workload};
 
 use serde::{Deserialize, Serialize};
 use strata_net::remote_write::proto::{Label, Sample};
@@ -104,7 +112,7 @@ impl FleetSpec {
     }
 
     /// Scrape offset of `host` inside the interval.
-    fn offset_ms(&self, host: u32) -> i64 {
+    pub(crate) fn offset_ms(&self, host: u32) -> i64 {
         (mix(self.seed ^ 0x6f66_6673_6574, u64::from(host)) % self.interval_ms as u64) as i64
     }
 }
@@ -171,7 +179,8 @@ pub struct Series {
 }
 
 impl Series {
-    fn new(def: Def, host: u32, rng: Rng) -> Self {
+    /// A series of `def`, with `__name__` and the target's labels `extra` added.
+    fn new(def: Def, extra: &[(&str, &str)], rng: Rng) -> Self {
         let mut labels: Vec<Label> = def
             .labels
             .into_iter()
@@ -181,8 +190,7 @@ impl Series {
             })
             .collect();
         labels.push(label("__name__", def.name));
-        labels.push(label("instance", &instance(host)));
-        labels.push(label("job", "node"));
+        labels.extend(extra.iter().map(|(name, value)| label(name, value)));
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         Self {
             labels,
@@ -258,10 +266,12 @@ impl Host {
         let mut rng = Rng::new(host_seed);
         let defs = catalogue::node_exporter(index, spec, &mut rng);
         debug_assert_eq!(defs.len(), SERIES_PER_HOST);
+        let target = instance(index);
+        let extra = [("instance", target.as_str()), ("job", "node")];
         let series = defs
             .into_iter()
             .enumerate()
-            .map(|(i, def)| Series::new(def, index, Rng::new(mix(host_seed, i as u64 + 1))))
+            .map(|(i, def)| Series::new(def, &extra, Rng::new(mix(host_seed, i as u64 + 1))))
             .collect();
         Self {
             index,
@@ -302,7 +312,7 @@ impl Host {
     }
 
     /// Every sample of every series of host `index` over all rounds of `spec`: what a reader must
-    /// get back.
+    /// get back (the same for the `node` and `tenants` profiles).
     pub fn expected(spec: &FleetSpec, index: u32) -> Vec<(Vec<Label>, Vec<Sample>)> {
         let mut host = Self::new(spec, index);
         let mut out: Vec<(Vec<Label>, Vec<Sample>)> = host
@@ -323,6 +333,46 @@ impl Host {
             }
         }
         out
+    }
+}
+
+/// A profile's data one round at a time, as the writer sends it. Starts at round 0; the writer
+/// calls [`Generator::advance`] before every later round.
+pub trait Generator {
+    /// Moves every unit to the next round.
+    fn advance(&mut self);
+
+    /// The samples of `unit` (a host, or a pod slot for `k8s`) in the current round, in send
+    /// order: label set (sorted by name), timestamp, value. Nothing is allocated per sample.
+    fn samples(&self, unit: u32) -> impl Iterator<Item = (&[Label], i64, f64)>;
+}
+
+/// The hosts of the `node` and `tenants` profiles (the same data; only tenants differ).
+#[derive(Clone, Debug)]
+pub struct HostFleet {
+    hosts: Vec<Host>,
+}
+
+impl HostFleet {
+    /// Every host of `spec` at round 0.
+    pub fn new(spec: &FleetSpec) -> Self {
+        Self {
+            hosts: (0..spec.hosts).map(|h| Host::new(spec, h)).collect(),
+        }
+    }
+}
+
+impl Generator for HostFleet {
+    fn advance(&mut self) {
+        self.hosts.iter_mut().for_each(Host::advance);
+    }
+
+    fn samples(&self, unit: u32) -> impl Iterator<Item = (&[Label], i64, f64)> {
+        let host = &self.hosts[unit as usize];
+        let ts = host.timestamp();
+        host.series()
+            .iter()
+            .map(move |s| (s.labels.as_slice(), ts, s.value(ts)))
     }
 }
 

@@ -1,13 +1,17 @@
 //! strata-loadgen: a deterministic node_exporter-like fleet ([`fleet`]) pushed over Prometheus
 //! remote write ([`write`]) and read back over remote read to prove every sample arrived intact
 //! ([`verify`]). Works against any remote-write receiver: strata, Cortex, Prometheus,
-//! VictoriaMetrics.
+//! VictoriaMetrics. Profiles ([`fleet::profile`]) add churning Kubernetes pods and skewed
+//! tenants; [`query`] and [`mix`] time PromQL queries against any Prometheus API.
 
 pub mod backfill;
+pub mod blocks;
 pub mod fleet;
 pub mod http;
+pub mod mix;
 pub mod query;
 pub mod report;
+pub mod upload;
 pub mod usage;
 pub mod verify;
 pub mod wire;

@@ -1,5 +1,6 @@
-//! `strata-loadgen`: push a synthetic `node_exporter` fleet over Prometheus remote write (`write`),
-//! read it back over remote read and check every sample (`verify`), or print it (`show`).
+//! `strata-loadgen`: push a synthetic workload (`--profile node|k8s|tenants`) over Prometheus
+//! remote write (`write`), read it back over remote read and check every sample (`verify`), or
+//! print it (`show`); time queries (`query`, `query-mix`).
 //!
 //! Exit status: 0 on success, 1 when requests failed or data differs, 2 on bad usage or a run
 //! that could not start.
@@ -11,7 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use strata_loadgen::Error;
-use strata_loadgen::fleet::{FleetSpec, Host, tenant_id};
+use strata_loadgen::fleet::k8s::{self, Pod};
+use strata_loadgen::fleet::{FleetSpec, Host, Profile, ProfileArgs, Workload, tenant_id};
 use strata_loadgen::report;
 use strata_loadgen::verify::{self, VerifyOptions, series_text};
 use strata_loadgen::write::{self, WriteOptions};
@@ -35,15 +37,21 @@ enum Command {
     Backfill(strata_loadgen::backfill::BackfillArgs),
     /// Time PromQL queries against Prometheus-API servers, after checking their answers agree.
     Query(strata_loadgen::query::QueryArgs),
+    /// Upload block directories through a server's block upload API (start, files, finish).
+    Upload(strata_loadgen::upload::UploadArgs),
+    /// Run a weighted mix of instant and range queries at a fixed rate (open loop).
+    QueryMix(strata_loadgen::mix::MixArgs),
 }
 
 /// The parameters that determine the data.
 #[derive(Args, Debug)]
 struct FleetArgs {
-    /// Hosts in the fleet, 100 series each [default: 100]
+    /// Hosts in the fleet, 100 series each (k8s: nodes, each running --pods-per-host pods)
+    /// [default: 100]
     #[arg(long)]
     hosts: Option<u32>,
-    /// Tenants `tenant-1`..`tenant-N`; hosts are dealt round-robin [default: 1]
+    /// Tenants `tenant-1`..`tenant-N`; hosts (k8s: pod slots) are dealt round-robin, except with
+    /// `--profile tenants` [default: 1; 10 with --profile tenants]
     #[arg(long)]
     tenants: Option<u32>,
     /// Rounds, i.e. samples per series [default: 10]
@@ -59,12 +67,17 @@ struct FleetArgs {
     /// Seed of every generated value [default: 1]
     #[arg(long)]
     seed: Option<u64>,
+    #[command(flatten)]
+    profile: ProfileArgs,
 }
 
 impl FleetArgs {
     /// Flags over `base` (a summary's parameters) over defaults. Without `--start` and a base,
     /// `now_ms` decides the start when given, else it is an error.
-    fn resolve(&self, base: Option<FleetSpec>, now_ms: Option<i64>) -> Result<FleetSpec, Error> {
+    fn resolve(&self, base: Option<Workload>, now_ms: Option<i64>) -> Result<Workload, Error> {
+        let profile = self.profile.resolve(base.as_ref().map(|b| &b.profile))?;
+        let default_tenants = profile.kind().default_tenants();
+        let base = base.map(|b| b.fleet);
         let interval_ms = match self.interval {
             Some(d) => i64::try_from(d.as_millis())
                 .ok()
@@ -85,14 +98,21 @@ impl FleetArgs {
         };
         let spec = FleetSpec {
             hosts: self.hosts.or(base.map(|b| b.hosts)).unwrap_or(100),
-            tenants: self.tenants.or(base.map(|b| b.tenants)).unwrap_or(1),
+            tenants: self
+                .tenants
+                .or(base.map(|b| b.tenants))
+                .unwrap_or(default_tenants),
             rounds,
             interval_ms,
             start_ms,
             seed: self.seed.or(base.map(|b| b.seed)).unwrap_or(1),
         };
-        spec.validate()?;
-        Ok(spec)
+        let workload = Workload {
+            fleet: spec,
+            profile,
+        };
+        workload.validate()?;
+        Ok(workload)
     }
 }
 
@@ -187,7 +207,7 @@ struct VerifyArgs {
 struct ShowArgs {
     #[command(flatten)]
     fleet: FleetArgs,
-    /// Host to print
+    /// Host to print (k8s: every pod that ran on node N)
     #[arg(long, default_value_t = 0)]
     host: u32,
 }
@@ -198,13 +218,11 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn print_spec(spec: &FleetSpec) {
+fn print_spec(workload: &Workload) {
+    let spec = &workload.fleet;
     eprintln!(
-        "strata-loadgen: {} hosts ({} series), {} tenants, {} rounds every {}, start {} ({} ms), \
-         seed {}",
-        spec.hosts,
-        spec.series(),
-        spec.tenants,
+        "strata-loadgen: {}, {} rounds every {}, start {} ({} ms), seed {}",
+        workload.describe(),
         spec.rounds,
         report::interval_text(spec.interval_ms),
         report::rfc3339_ms(spec.start_ms),
@@ -214,8 +232,8 @@ fn print_spec(spec: &FleetSpec) {
 }
 
 fn run_write(args: &WriteArgs) -> Result<bool, Error> {
-    let spec = args.fleet.resolve(None, Some(now_ms()))?;
-    print_spec(&spec);
+    let workload = args.fleet.resolve(None, Some(now_ms()))?;
+    print_spec(&workload);
     let opts = WriteOptions {
         url: args.url.clone(),
         concurrency: args.client.concurrency,
@@ -228,22 +246,22 @@ fn run_write(args: &WriteArgs) -> Result<bool, Error> {
         server_pid: args.server_pid,
         settle: args.settle,
     };
-    let summary = write::run(&spec, &opts)?;
+    let summary = write::run(&workload, &opts)?;
     print!("{}", summary.table());
     if let Some(path) = &args.client.summary {
         report::save_json(path, &summary)?;
     }
-    Ok(summary.requests_failed == 0 && summary.samples_ok == spec.samples())
+    Ok(summary.requests_failed == 0 && summary.samples_ok == workload.samples())
 }
 
 fn run_verify(args: &VerifyArgs) -> Result<bool, Error> {
     let base = args
         .from_summary
         .as_deref()
-        .map(report::load_fleet)
+        .map(report::load_workload)
         .transpose()?;
-    let spec = args.fleet.resolve(base, None)?;
-    print_spec(&spec);
+    let workload = args.fleet.resolve(base, None)?;
+    print_spec(&workload);
     let opts = VerifyOptions {
         read_url: args.read_url.clone(),
         concurrency: args.client.concurrency,
@@ -252,7 +270,7 @@ fn run_verify(args: &VerifyArgs) -> Result<bool, Error> {
         max_diffs: args.max_diffs,
         progress: !args.client.quiet,
     };
-    let summary = verify::run(&spec, &opts)?;
+    let summary = verify::run(&workload, &opts)?;
     print!("{}", summary.table());
     if !summary.differences.is_empty() {
         println!("first differences:");
@@ -267,14 +285,18 @@ fn run_verify(args: &VerifyArgs) -> Result<bool, Error> {
 }
 
 fn run_show(args: &ShowArgs) -> Result<bool, Error> {
-    let spec = args.fleet.resolve(None, Some(now_ms()))?;
-    if args.host >= spec.hosts {
+    let workload = args.fleet.resolve(None, Some(now_ms()))?;
+    if args.host >= workload.fleet.hosts {
         return Err(Error::Invalid(format!(
             "--host {} is not below --hosts {}",
-            args.host, spec.hosts
+            args.host, workload.fleet.hosts
         )));
     }
-    match show(&spec, args.host, &mut BufWriter::new(io::stdout().lock())) {
+    match show(
+        &workload,
+        args.host,
+        &mut BufWriter::new(io::stdout().lock()),
+    ) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::File {
             path: "stdout".into(),
             source: e,
@@ -283,8 +305,12 @@ fn run_show(args: &ShowArgs) -> Result<bool, Error> {
     }
 }
 
-fn show(spec: &FleetSpec, index: u32, out: &mut impl Write) -> io::Result<()> {
-    let tenant = tenant_id(spec.tenant_of(index));
+fn show(workload: &Workload, index: u32, out: &mut impl Write) -> io::Result<()> {
+    let spec = &workload.fleet;
+    if let Profile::K8s(k) = &workload.profile {
+        return show_node(spec, k, index, out);
+    }
+    let tenant = tenant_id(workload.tenant_of(index));
     writeln!(out, "# host-{index} of {tenant}")?;
     let mut host = Host::new(spec, index);
     for round in 0..spec.rounds {
@@ -299,6 +325,44 @@ fn show(spec: &FleetSpec, index: u32, out: &mut impl Write) -> io::Result<()> {
     out.flush()
 }
 
+/// Every sample of every pod that ran on `node-{index}`, pod by pod.
+fn show_node(
+    spec: &FleetSpec,
+    k: &strata_loadgen::fleet::K8sSpec,
+    index: u32,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let workload = Workload {
+        fleet: *spec,
+        profile: Profile::K8s(*k),
+    };
+    for life in k8s::lives(spec, k) {
+        let pod = Pod::new(spec, life.id, life.slot, life.born);
+        if pod.node() != index {
+            continue;
+        }
+        let tenant = tenant_id(workload.tenant_of(life.slot));
+        let life_text = match life.died {
+            Some(r) if k.stale_markers => format!("rounds {}..{r}, stale at round {r}", life.born),
+            Some(r) => format!("rounds {}..{r}, gone at round {r}", life.born),
+            None => format!("rounds {}..{}", life.born, spec.rounds),
+        };
+        writeln!(
+            out,
+            "# pod {}/{} on node-{index} of {tenant}, slot {}, {life_text}",
+            pod.namespace(),
+            pod.name(),
+            life.slot,
+        )?;
+        for (labels, samples) in Pod::expected(spec, k, &life) {
+            for s in samples {
+                writeln!(out, "{} {} {}", series_text(&labels), s.value, s.timestamp)?;
+            }
+        }
+    }
+    out.flush()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
@@ -307,6 +371,8 @@ fn main() -> ExitCode {
         Command::Show(args) => run_show(args),
         Command::Backfill(args) => strata_loadgen::backfill::main(args),
         Command::Query(args) => strata_loadgen::query::main(args),
+        Command::Upload(args) => strata_loadgen::upload::main(args),
+        Command::QueryMix(args) => strata_loadgen::mix::main(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -123,15 +123,16 @@ fn parse_range(s: &str) -> Result<Range, String> {
 }
 
 /// One range query.
-struct RangeQuery<'a> {
-    expr: &'a str,
-    start_ms: i64,
-    end_ms: i64,
-    step: Duration,
+pub(crate) struct RangeQuery<'a> {
+    pub(crate) expr: &'a str,
+    pub(crate) start_ms: i64,
+    pub(crate) end_ms: i64,
+    pub(crate) step: Duration,
 }
 
 impl RangeQuery<'_> {
-    fn form(&self) -> String {
+    /// The form body of `/api/v1/query_range`.
+    pub(crate) fn form(&self) -> String {
         format!(
             "query={}&start={}&end={}&step={}",
             form_escape(self.expr),
@@ -143,13 +144,14 @@ impl RangeQuery<'_> {
 }
 
 /// Milliseconds as exact decimal seconds.
-fn seconds(ms: i64) -> String {
+pub(crate) fn seconds(ms: i64) -> String {
     let sign = if ms < 0 { "-" } else { "" };
     let abs = ms.unsigned_abs();
     format!("{sign}{}.{:03}", abs / 1000, abs % 1000)
 }
 
-fn form_escape(s: &str) -> String {
+/// Percent-encodes `s` for a form body.
+pub(crate) fn form_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -161,26 +163,51 @@ fn form_escape(s: &str) -> String {
     out
 }
 
-/// POSTs `q` to `base`; the body of a successful answer, or why it is not one.
-fn run(client: &Client, base: &str, q: &RangeQuery<'_>) -> Result<Vec<u8>, String> {
-    let url = format!("{}/api/v1/query_range", base.trim_end_matches('/'));
+/// Why a query API call did not succeed.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// `transport`, the HTTP status, or `status` (a 2xx whose `status` is not `success`).
+    pub(crate) kind: String,
+    pub(crate) message: String,
+}
+
+/// POSTs the form `form` to `url` (a full `/api/v1/...` URL) as `tenant` (sent only when the
+/// client has a tenant header); the body of a successful answer, HTTP 2xx with
+/// `"status":"success"`, or why it is not one.
+pub(crate) fn post_form(
+    client: &Client,
+    url: &str,
+    tenant: &str,
+    form: &str,
+) -> Result<Vec<u8>, Failure> {
     let headers = [("Content-Type", "application/x-www-form-urlencoded")];
     let reply = client
-        .post(&url, "", &headers, q.form().as_bytes())
-        .map_err(|e| format!("{url}: {e}"))?;
+        .post(url, tenant, &headers, form.as_bytes())
+        .map_err(|e| Failure {
+            kind: "transport".into(),
+            message: format!("{url}: {e}"),
+        })?;
     if !reply.is_success() {
-        return Err(format!(
-            "{url}: HTTP {}: {}",
-            reply.status,
-            reply.body_text(500)
-        ));
+        return Err(Failure {
+            kind: reply.status.to_string(),
+            message: format!("{url}: HTTP {}: {}", reply.status, reply.body_text(500)),
+        });
     }
     // The status is the first key in every server's answer; look for it without parsing.
     let head = &reply.body[..reply.body.len().min(64)];
     if !head.windows(9).any(|w| w == b"\"success\"") {
-        return Err(format!("{url}: not a success: {}", reply.body_text(500)));
+        return Err(Failure {
+            kind: "status".into(),
+            message: format!("{url}: not a success: {}", reply.body_text(500)),
+        });
     }
     Ok(reply.body)
+}
+
+/// POSTs `q` to `base`; the body of a successful answer, or why it is not one.
+fn run(client: &Client, base: &str, q: &RangeQuery<'_>) -> Result<Vec<u8>, String> {
+    let url = format!("{}/api/v1/query_range", base.trim_end_matches('/'));
+    post_form(client, &url, "", &q.form()).map_err(|f| f.message)
 }
 
 /// Series of a `matrix` answer: label set (sorted) to `(timestamp ms, value)` points.

@@ -1,7 +1,9 @@
 //! Run summaries: latency histograms, the JSON written by `--summary` and the human tables.
 //!
-//! The JSON of a write run carries its full [`FleetSpec`] under `params`, so `verify
-//! --from-summary` regenerates exactly what was sent.
+//! The JSON of a write run carries its full [`Workload`] under `params` (the [`FleetSpec`] fields
+//! and `"profile": {"name": ...}` with the profile's parameters), so `verify --from-summary`
+//! regenerates exactly what was sent. Summaries written before profiles existed have no
+//! `profile` and read as the `node` profile.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,7 +14,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::fleet::FleetSpec;
+use crate::fleet::{FleetSpec, Workload};
 use crate::usage::ServerUsage;
 
 /// Highest latency the histograms track, in microseconds (one hour); larger values saturate.
@@ -75,7 +77,7 @@ pub fn interval_text(ms: i64) -> String {
 pub struct WriteParams {
     pub url: String,
     #[serde(flatten)]
-    pub fleet: FleetSpec,
+    pub workload: Workload,
     /// `start_ms` as RFC 3339, for people.
     pub start: String,
     /// `interval_ms` as a humantime duration, for people.
@@ -96,8 +98,14 @@ pub struct WriteSummary {
     /// Requests sent, failed ones included.
     pub requests: u64,
     pub requests_failed: u64,
-    /// Distinct series written.
+    /// Distinct series written over the run (with `k8s` churn, more than the active series).
     pub series: u64,
+    /// Series with a real sample in every round.
+    pub active_series: u64,
+    /// `active_series` of each tenant.
+    pub active_series_by_tenant: BTreeMap<String, u64>,
+    /// Stale markers among `samples` (`k8s --stale-markers`).
+    pub stale_markers: u64,
     /// Samples sent, failed requests included.
     pub samples: u64,
     /// Samples in requests that got a 2xx.
@@ -124,16 +132,18 @@ impl WriteSummary {
     /// The human table.
     pub fn table(&self) -> String {
         let p = &self.params;
+        let fleet = &p.workload.fleet;
         let mut rows: Vec<(&str, String)> = vec![
             ("url", p.url.clone()),
             (
                 "fleet",
                 format!(
                     "{} hosts, {} tenants, {} rounds every {}, seed {}",
-                    p.fleet.hosts, p.fleet.tenants, p.fleet.rounds, p.interval, p.fleet.seed
+                    fleet.hosts, fleet.tenants, fleet.rounds, p.interval, fleet.seed
                 ),
             ),
-            ("start", format!("{} ({} ms)", p.start, p.fleet.start_ms)),
+            ("profile", p.workload.describe()),
+            ("start", format!("{} ({} ms)", p.start, fleet.start_ms)),
             (
                 "load",
                 format!(
@@ -149,10 +159,24 @@ impl WriteSummary {
                 "requests",
                 format!("{} ({} failed)", self.requests, self.requests_failed),
             ),
-            ("series", self.series.to_string()),
+            (
+                "series",
+                if self.series == self.active_series {
+                    self.series.to_string()
+                } else {
+                    format!("{} active, {} created", self.active_series, self.series)
+                },
+            ),
             (
                 "samples",
-                format!("{} ({} accepted)", self.samples, self.samples_ok),
+                if self.stale_markers == 0 {
+                    format!("{} ({} accepted)", self.samples, self.samples_ok)
+                } else {
+                    format!(
+                        "{} ({} accepted, {} stale markers)",
+                        self.samples, self.samples_ok, self.stale_markers
+                    )
+                },
             ),
             ("bytes sent", format!("{:.1} MiB snappy", mib(self.bytes))),
             ("duration", format!("{:.3} s", self.duration_s)),
@@ -210,7 +234,7 @@ impl WriteSummary {
 pub struct VerifyParams {
     pub read_url: String,
     #[serde(flatten)]
-    pub fleet: FleetSpec,
+    pub workload: Workload,
     pub start: String,
     pub interval: String,
     pub tenant_header: Option<String>,
@@ -279,6 +303,7 @@ impl VerifySummary {
     /// The human table.
     pub fn table(&self) -> String {
         let p = &self.params;
+        let fleet = &p.workload.fleet;
         let c = &self.counts;
         let rows: Vec<(&str, String)> = vec![
             ("read url", p.read_url.clone()),
@@ -286,10 +311,11 @@ impl VerifySummary {
                 "fleet",
                 format!(
                     "{} hosts, {} tenants, {} rounds every {}, seed {}",
-                    p.fleet.hosts, p.fleet.tenants, p.fleet.rounds, p.interval, p.fleet.seed
+                    fleet.hosts, fleet.tenants, fleet.rounds, p.interval, fleet.seed
                 ),
             ),
-            ("start", format!("{} ({} ms)", p.start, p.fleet.start_ms)),
+            ("profile", p.workload.describe()),
+            ("start", format!("{} ({} ms)", p.start, fleet.start_ms)),
             (
                 "queries",
                 format!("{} ({} failed)", c.queries, c.queries_failed),
@@ -361,9 +387,15 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
 
 /// Reads the fleet parameters of a write run's `--summary` file.
 pub fn load_fleet(path: &Path) -> Result<FleetSpec, Error> {
+    Ok(load_workload(path)?.fleet)
+}
+
+/// Reads the workload (fleet and profile) of a write run's `--summary` file; one written before
+/// profiles existed is the `node` profile.
+pub fn load_workload(path: &Path) -> Result<Workload, Error> {
     #[derive(Deserialize)]
     struct Partial {
-        params: FleetSpec,
+        params: Workload,
     }
     let text = std::fs::read(path).map_err(|source| Error::File {
         path: path.to_owned(),
@@ -390,11 +422,15 @@ mod tests {
             start_ms: 1_700_000_000_000,
             seed: 9,
         };
+        let workload = Workload {
+            fleet,
+            profile: crate::fleet::Profile::K8s(crate::fleet::K8sSpec::DEFAULT),
+        };
         let summary = WriteSummary {
             tool: "t".into(),
             params: WriteParams {
                 url: "http://x".into(),
-                fleet,
+                workload,
                 start: rfc3339_ms(fleet.start_ms),
                 interval: interval_text(fleet.interval_ms),
                 concurrency: 1,
@@ -405,6 +441,9 @@ mod tests {
             requests: 1,
             requests_failed: 0,
             series: 300,
+            active_series: 300,
+            active_series_by_tenant: BTreeMap::new(),
+            stale_markers: 0,
             samples: 1200,
             samples_ok: 1200,
             bytes: 10,
@@ -419,9 +458,11 @@ mod tests {
         };
         let dir = std::env::temp_dir().join(format!("loadgen-report-{}", std::process::id()));
         save_json(&dir, &summary).expect("save");
-        let loaded = load_fleet(&dir).expect("load");
+        let loaded = load_workload(&dir).expect("load");
+        let fleet_only = load_fleet(&dir).expect("load");
         let _ = std::fs::remove_file(&dir);
-        assert_eq!(loaded, fleet);
+        assert_eq!(loaded, workload);
+        assert_eq!(fleet_only, fleet);
         assert!(summary.table().contains("1200 (1200 accepted)"));
         assert_eq!(summary.params.start, "2023-11-14T22:13:20.000Z");
     }

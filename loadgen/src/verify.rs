@@ -1,6 +1,12 @@
-//! The verify mode: read every host back over Prometheus remote read (one query per host, as its
-//! tenant) and compare with what the generator says was written: every series present, every
-//! sample at the same timestamp with the same value bits, nothing extra.
+//! The verify mode: read a workload back over Prometheus remote read and compare with what the
+//! generator says was written: every series present, every sample at the same timestamp with
+//! the same value bits (stale markers included), nothing extra.
+//!
+//! One query per host (`{__name__=~".+", instance="host-N:9100"}`) for the `node` and `tenants`
+//! profiles; for `k8s`, one query per pod ever created (`{__name__=~".+", namespace="...",
+//! pod="..."}`), so every series of every pod, replaced ones included, is checked in full. Each
+//! query is sent as the tenant of its host or pod slot, over `[start, start + rounds *
+//! interval]`.
 //!
 //! Labels of returned series are compared as sets (sorted by name first), so a server that
 //! returns them in another order still passes; a series returned twice counts as extra.
@@ -16,7 +22,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use strata_net::remote_write::proto::{Label, ReadResponse, Sample};
 
 use crate::Error;
-use crate::fleet::{FleetSpec, Host, SERIES_PER_HOST, instance, tenant_id};
+use crate::fleet::k8s::{self, Pod, PodLife};
+use crate::fleet::{Host, K8sSpec, Profile, Workload, instance, tenant_id};
 use crate::http::Client;
 use crate::report::{self, LatencyUs, VerifyCounts, VerifyParams, VerifySummary};
 use crate::wire;
@@ -199,11 +206,52 @@ struct ReaderResult {
     hist: Histogram<u64>,
 }
 
-fn read_hosts(
-    spec: &FleetSpec,
+/// What one query reads back: a host, or one pod of the `k8s` profile.
+#[derive(Clone, Copy, Debug)]
+enum Target<'a> {
+    Host(u32),
+    Pod(&'a K8sSpec, &'a PodLife),
+}
+
+/// Data of one target: tenant, name for messages, request body, expected series.
+struct Expected {
+    tenant: String,
+    name: String,
+    request: Result<Vec<u8>, Error>,
+    series: Vec<(Vec<Label>, Vec<Sample>)>,
+}
+
+fn expected(w: &Workload, target: Target<'_>) -> Expected {
+    let spec = &w.fleet;
+    let (start, end) = (spec.start_ms, spec.end_ms());
+    match target {
+        Target::Host(h) => {
+            let name = instance(h);
+            Expected {
+                tenant: tenant_id(w.tenant_of(h)),
+                request: wire::read_request(&name, start, end),
+                name,
+                series: Host::expected(spec, h),
+            }
+        }
+        Target::Pod(k, life) => {
+            let pod = Pod::new(spec, life.id, life.slot, life.born);
+            let eq = [("namespace", pod.namespace()), ("pod", pod.name())];
+            Expected {
+                tenant: tenant_id(w.tenant_of(life.slot)),
+                request: wire::read_request_eq(&eq, start, end),
+                name: format!("pod {}/{}", pod.namespace(), pod.name()),
+                series: Pod::expected(spec, k, life),
+            }
+        }
+    }
+}
+
+fn read_targets<'a>(
+    w: &Workload,
     opts: &VerifyOptions,
     client: &Client,
-    hosts: impl Iterator<Item = u32>,
+    targets: impl Iterator<Item = Target<'a>>,
     progress: &ProgressBar,
 ) -> ReaderResult {
     let mut counts = VerifyCounts::default();
@@ -212,13 +260,12 @@ fn read_hosts(
         max: opts.max_diffs,
     };
     let mut hist = report::latency_histogram();
-    for h in hosts {
-        let tenant = tenant_id(spec.tenant_of(h));
-        let target = instance(h);
+    for target in targets {
+        let want = expected(w, target);
         counts.queries += 1;
-        let outcome = wire::read_request(&target, spec.start_ms, spec.end_ms()).and_then(|body| {
+        let outcome = want.request.and_then(|body| {
             let sent = Instant::now();
-            let reply = client.post(&opts.read_url, &tenant, &HEADERS, &body);
+            let reply = client.post(&opts.read_url, &want.tenant, &HEADERS, &body);
             report::record(&mut hist, sent.elapsed());
             let reply = reply?;
             if !reply.is_success() {
@@ -231,12 +278,14 @@ fn read_hosts(
             wire::read_response(&reply.body)
         });
         match outcome {
-            Ok(response) => counts.add(&compare(Host::expected(spec, h), response, &mut diffs)),
+            Ok(response) => counts.add(&compare(want.series, response, &mut diffs)),
             Err(e) => {
                 counts.queries_failed += 1;
-                counts.series_expected += SERIES_PER_HOST as u64;
-                counts.samples_expected += SERIES_PER_HOST as u64 * u64::from(spec.rounds);
-                diffs.push(|| format!("query for {target} ({tenant}) failed: {e}"));
+                counts.series_expected += want.series.len() as u64;
+                counts.samples_expected +=
+                    want.series.iter().map(|(_, s)| s.len() as u64).sum::<u64>();
+                let (name, tenant) = (&want.name, &want.tenant);
+                diffs.push(|| format!("query for {name} ({tenant}) failed: {e}"));
             }
         }
         progress.inc(1);
@@ -248,23 +297,36 @@ fn read_hosts(
     }
 }
 
-/// Reads every host back and compares.
-pub fn run(spec: &FleetSpec, opts: &VerifyOptions) -> Result<VerifySummary, Error> {
-    spec.validate()?;
+/// Reads every host (or pod) back and compares.
+pub fn run(workload: &Workload, opts: &VerifyOptions) -> Result<VerifySummary, Error> {
+    workload.validate()?;
     if opts.concurrency == 0 {
         return Err(Error::Invalid("--concurrency must be at least 1".into()));
     }
-    let readers = opts.concurrency.min(spec.hosts);
+    let spec = &workload.fleet;
+    let lives = match &workload.profile {
+        Profile::K8s(k) => k8s::lives(spec, k),
+        Profile::Node | Profile::Tenants => Vec::new(),
+    };
+    let targets = match &workload.profile {
+        Profile::K8s(_) => lives.len(),
+        Profile::Node | Profile::Tenants => spec.hosts as usize,
+    };
+    let target = |i: usize| match &workload.profile {
+        Profile::K8s(k) => Target::Pod(k, &lives[i]),
+        Profile::Node | Profile::Tenants => Target::Host(i as u32),
+    };
+    let readers = (opts.concurrency as usize).min(targets).max(1);
     let clients = (0..readers)
         .map(|_| Client::new(opts.timeout, opts.tenant_header.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
     let progress = if opts.progress {
         let style = ProgressStyle::with_template(
-            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} hosts read ({per_sec})",
+            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} queries ({per_sec})",
         )
         .map_err(|e| Error::Invalid(format!("progress template: {e}")))?
         .progress_chars("=> ");
-        ProgressBar::new(u64::from(spec.hosts)).with_style(style)
+        ProgressBar::new(targets as u64).with_style(style)
     } else {
         ProgressBar::hidden()
     };
@@ -275,10 +337,10 @@ pub fn run(spec: &FleetSpec, opts: &VerifyOptions) -> Result<VerifySummary, Erro
             .iter()
             .enumerate()
             .map(|(w, client)| {
-                let progress = &progress;
+                let (progress, target) = (&progress, &target);
                 scope.spawn(move || {
-                    let hosts = (w as u32..spec.hosts).step_by(readers as usize);
-                    read_hosts(spec, opts, client, hosts, progress)
+                    let mine = (w..targets).step_by(readers).map(target);
+                    read_targets(workload, opts, client, mine, progress)
                 })
             })
             .collect();
@@ -308,7 +370,7 @@ pub fn run(spec: &FleetSpec, opts: &VerifyOptions) -> Result<VerifySummary, Erro
         tool: crate::http::USER_AGENT.to_owned(),
         params: VerifyParams {
             read_url: opts.read_url.clone(),
-            fleet: *spec,
+            workload: *workload,
             start: report::rfc3339_ms(spec.start_ms),
             interval: report::interval_text(spec.interval_ms),
             tenant_header: opts.tenant_header.clone(),
@@ -326,6 +388,7 @@ mod tests {
     use strata_net::remote_write::proto::{QueryResult, TimeSeries};
 
     use super::*;
+    use crate::fleet::FleetSpec;
 
     fn spec() -> FleetSpec {
         FleetSpec {

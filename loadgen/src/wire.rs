@@ -84,22 +84,29 @@ impl WriteEncoder {
 /// A snappy-compressed remote-read request for every series of `instance` in `[start, end]`,
 /// answered with raw samples.
 pub fn read_request(instance: &str, start_ms: i64, end_ms: i64) -> Result<Vec<u8>, Error> {
+    read_request_eq(&[("instance", instance)], start_ms, end_ms)
+}
+
+/// A snappy-compressed remote-read request for every series (`__name__=~".+"`) whose labels
+/// equal `eq`, in `[start, end]`, answered with raw samples.
+pub fn read_request_eq(eq: &[(&str, &str)], start_ms: i64, end_ms: i64) -> Result<Vec<u8>, Error> {
+    let any_name = LabelMatcher {
+        r#type: label_matcher::Type::Re as i32,
+        name: "__name__".into(),
+        value: ".+".into(),
+    };
+    let matchers = std::iter::once(any_name)
+        .chain(eq.iter().map(|(name, value)| LabelMatcher {
+            r#type: label_matcher::Type::Eq as i32,
+            name: (*name).into(),
+            value: (*value).into(),
+        }))
+        .collect();
     let request = ReadRequest {
         queries: vec![Query {
             start_timestamp_ms: start_ms,
             end_timestamp_ms: end_ms,
-            matchers: vec![
-                LabelMatcher {
-                    r#type: label_matcher::Type::Re as i32,
-                    name: "__name__".into(),
-                    value: ".+".into(),
-                },
-                LabelMatcher {
-                    r#type: label_matcher::Type::Eq as i32,
-                    name: "instance".into(),
-                    value: instance.into(),
-                },
-            ],
+            matchers,
             hints: None,
         }],
         accepted_response_types: vec![read_request::ResponseType::Samples as i32],

@@ -1,9 +1,12 @@
-//! The write mode: encode the fleet's samples into remote-write requests and push them with
-//! `concurrency` senders, closed loop (as fast as the server answers) or open loop (`rate`).
+//! The write mode: encode a workload's samples (any [`crate::fleet::Profile`]) into remote-write
+//! requests and push them with `concurrency` senders, closed loop (as fast as the server
+//! answers) or open loop (`rate`).
 //!
-//! Ordering: host `h` belongs to sender `h % concurrency`, and a sender sends its requests one at
-//! a time, round by round, so every series gets its samples in timestamp order no matter how many
-//! senders run. A request holds series of a single tenant.
+//! Ordering: unit `u` (a host, or a pod slot) belongs to sender `u % concurrency`, and a sender
+//! sends its requests one at a time, round by round, so every series gets its samples in
+//! timestamp order no matter how many senders run. A request holds series of a single tenant.
+//! Within a round, a sender's requests go tenant by tenant (ascending), unit by unit; the `node`
+//! profile's requests are exactly those of the writer before profiles existed (a test pins them).
 //!
 //! Encoding happens on its own thread ahead of the senders, into per-sender queues of `queue`
 //! requests. The clock starts once the queues are full or everything is encoded; in the latter
@@ -23,7 +26,8 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Error;
-use crate::fleet::{FleetSpec, Host, SERIES_PER_HOST, tenant_id};
+use crate::fleet::k8s::{PodFleet, churn_slots};
+use crate::fleet::{Generator, HostFleet, Profile, Workload, tenant_id};
 use crate::http::Client;
 use crate::report::{self, LatencyUs, WriteParams, WriteSummary};
 use crate::usage::{self, ProcSample, ServerUsage};
@@ -82,34 +86,69 @@ impl WriteOptions {
     }
 }
 
-/// The hosts of one tenant that one sender owns.
+/// The units of one tenant that one sender owns.
 #[derive(Clone, Debug)]
 struct Lane {
     tenant: u32,
-    hosts: Vec<u32>,
+    units: Vec<u32>,
 }
 
-/// Lanes of each sender.
-fn plan(spec: &FleetSpec, senders: u32) -> Vec<Vec<Lane>> {
-    (0..senders)
-        .map(|w| {
-            (1..=spec.tenants)
-                .map(|tenant| Lane {
-                    tenant,
-                    hosts: spec.hosts_of(tenant).filter(|h| h % senders == w).collect(),
-                })
-                .filter(|lane| !lane.hosts.is_empty())
+/// Lanes of each sender: by tenant, ascending, each with its units ascending.
+fn plan(w: &Workload, senders: u32) -> Vec<Vec<Lane>> {
+    let tenants = w.fleet.tenants as usize;
+    let mut by_tenant: Vec<Vec<Vec<u32>>> = vec![vec![Vec::new(); tenants]; senders as usize];
+    for u in 0..w.units() {
+        by_tenant[(u % senders) as usize][w.tenant_of(u) as usize - 1].push(u);
+    }
+    by_tenant
+        .into_iter()
+        .map(|lanes| {
+            (1..)
+                .zip(lanes)
+                .filter(|(_, units)| !units.is_empty())
+                .map(|(tenant, units)| Lane { tenant, units })
                 .collect()
         })
         .collect()
 }
 
-/// Requests per round of a sender with `lanes`.
-fn requests_per_round(lanes: &[Lane], batch: u32) -> u64 {
-    lanes
-        .iter()
-        .map(|l| (l.hosts.len() * SERIES_PER_HOST).div_ceil(batch as usize) as u64)
-        .sum()
+/// Requests of one round of a lane whose units carry `series` series in all.
+fn lane_requests(series: usize, batch: u32) -> u64 {
+    series.div_ceil(batch as usize) as u64
+}
+
+/// Requests of the whole run.
+fn total_requests(w: &Workload, plan: &[Vec<Lane>], batch: u32) -> u64 {
+    let per_unit = w.series_per_unit();
+    let lanes = plan.iter().flatten();
+    let per_round: u64 = lanes
+        .clone()
+        .map(|l| lane_requests(l.units.len() * per_unit, batch))
+        .sum();
+    let mut total = per_round * u64::from(w.fleet.rounds);
+    if let Profile::K8s(k) = &w.profile
+        && k.stale_markers
+    {
+        // On a churn round a lane also carries the stale markers of the pods its slots lost.
+        let mut lane_of = vec![0; w.units() as usize];
+        for (i, lane) in lanes.clone().enumerate() {
+            for &u in &lane.units {
+                lane_of[u as usize] = i;
+            }
+        }
+        let sizes: Vec<usize> = lanes.map(|l| l.units.len()).collect();
+        for event in 1..=k.churns(&w.fleet) {
+            let mut retired = vec![0; sizes.len()];
+            for slot in churn_slots(&w.fleet, k, event) {
+                retired[lane_of[slot as usize]] += 1;
+            }
+            for (&n, &r) in sizes.iter().zip(&retired) {
+                total +=
+                    lane_requests((n + r) * per_unit, batch) - lane_requests(n * per_unit, batch);
+            }
+        }
+    }
+    total
 }
 
 /// One encoded request.
@@ -119,30 +158,28 @@ struct Job {
     body: Vec<u8>,
 }
 
-/// Encodes every request in send order and hands each to its sender. Signals `ready` once the
-/// queues are full or everything is encoded.
+/// Encodes every request of `rounds` rounds of `data` in send order and hands each to its
+/// sender. Signals `ready` once the queues are full or everything is encoded.
 fn produce(
-    spec: &FleetSpec,
+    mut data: impl Generator,
+    rounds: u32,
     plan: &[Vec<Lane>],
     batch: u32,
     queues: &[SyncSender<Job>],
     ready: mpsc::Sender<()>,
     encoded: &AtomicU64,
 ) -> Result<(), Error> {
-    let mut hosts: Vec<Host> = (0..spec.hosts).map(|h| Host::new(spec, h)).collect();
     let mut ready = Some(ready);
     let mut enc = WriteEncoder::new();
-    for round in 0..spec.rounds {
+    for round in 0..rounds {
         if round > 0 {
-            hosts.iter_mut().for_each(Host::advance);
+            data.advance();
         }
         for (lanes, queue) in plan.iter().zip(queues) {
             for lane in lanes {
-                for &h in &lane.hosts {
-                    let host = &hosts[h as usize];
-                    let ts = host.timestamp();
-                    for s in host.series() {
-                        enc.push(&s.labels, ts, s.value(ts));
+                for &u in &lane.units {
+                    for (labels, ts, value) in data.samples(u) {
+                        enc.push(labels, ts, value);
                         if enc.series() == batch
                             && !hand_over(&mut enc, lane.tenant, queue, &mut ready, encoded)?
                         {
@@ -275,17 +312,14 @@ fn send_loop(
     stats
 }
 
-/// Pushes the whole fleet and measures it.
-pub fn run(spec: &FleetSpec, opts: &WriteOptions) -> Result<WriteSummary, Error> {
-    spec.validate()?;
+/// Pushes the whole workload and measures it.
+pub fn run(workload: &Workload, opts: &WriteOptions) -> Result<WriteSummary, Error> {
+    workload.validate()?;
     opts.validate()?;
-    let senders = opts.concurrency.min(spec.hosts);
-    let plan = plan(spec, senders);
-    let total: u64 = plan
-        .iter()
-        .map(|lanes| requests_per_round(lanes, opts.batch))
-        .sum::<u64>()
-        * u64::from(spec.rounds);
+    let spec = &workload.fleet;
+    let senders = opts.concurrency.min(workload.units());
+    let plan = plan(workload, senders);
+    let total = total_requests(workload, &plan, opts.batch);
     let clients = (0..senders)
         .map(|_| Client::new(opts.timeout, opts.tenant_header.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
@@ -319,7 +353,27 @@ pub fn run(spec: &FleetSpec, opts: &WriteOptions) -> Result<WriteSummary, Error>
         // The encoder owns the queues: when it returns they close and the senders finish.
         let producer = scope.spawn(|| {
             let queues = queues;
-            produce(spec, &plan, opts.batch, &queues, ready_tx, &encoded)
+            let (plan, batch, rounds) = (&plan, opts.batch, spec.rounds);
+            match &workload.profile {
+                Profile::K8s(k) => produce(
+                    PodFleet::new(spec, k),
+                    rounds,
+                    plan,
+                    batch,
+                    &queues,
+                    ready_tx,
+                    &encoded,
+                ),
+                Profile::Node | Profile::Tenants => produce(
+                    HostFleet::new(spec),
+                    rounds,
+                    plan,
+                    batch,
+                    &queues,
+                    ready_tx,
+                    &encoded,
+                ),
+            }
         });
         // Returns early with an error when the producer fails; its join below reports it.
         let _ = ready_rx.recv();
@@ -368,7 +422,7 @@ pub fn run(spec: &FleetSpec, opts: &WriteOptions) -> Result<WriteSummary, Error>
     })?;
     progress.finish_and_clear();
     Ok(summarize(
-        spec,
+        workload,
         opts,
         senders,
         stats,
@@ -378,7 +432,7 @@ pub fn run(spec: &FleetSpec, opts: &WriteOptions) -> Result<WriteSummary, Error>
 }
 
 fn summarize(
-    spec: &FleetSpec,
+    workload: &Workload,
     opts: &WriteOptions,
     senders: u32,
     stats: Vec<SenderStats>,
@@ -405,11 +459,17 @@ fn summarize(
         }
     }
     let secs = duration.as_secs_f64().max(1e-9);
+    let spec = &workload.fleet;
+    let mut active_series_by_tenant = BTreeMap::new();
+    for tenant in 1..=spec.tenants {
+        let series = workload.units_of(tenant).len() as u64 * workload.series_per_unit() as u64;
+        active_series_by_tenant.insert(tenant_id(tenant), series);
+    }
     WriteSummary {
         tool: crate::http::USER_AGENT.to_owned(),
         params: WriteParams {
             url: opts.url.clone(),
-            fleet: *spec,
+            workload: *workload,
             start: report::rfc3339_ms(spec.start_ms),
             interval: report::interval_text(spec.interval_ms),
             concurrency: senders,
@@ -419,7 +479,10 @@ fn summarize(
         },
         requests,
         requests_failed: failed,
-        series: spec.series(),
+        series: workload.series_created(),
+        active_series: workload.active_series(),
+        active_series_by_tenant,
+        stale_markers: workload.stale_samples(),
         samples,
         samples_ok,
         bytes,
@@ -432,16 +495,20 @@ fn summarize(
         latency_us: LatencyUs::from_histogram(&hist),
         server: server.map(|(pid, before, after)| {
             let settle_s = opts.settle.as_secs_f64();
-            ServerUsage::new(pid, before, after, samples_ok, spec.series(), settle_s)
+            let series = workload.series_created();
+            ServerUsage::new(pid, before, after, samples_ok, series, settle_s)
         }),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
+
+    use strata_net::remote_write::proto::WriteRequest;
 
     use super::*;
+    use crate::fleet::{FleetSpec, K8sSpec};
 
     fn spec(hosts: u32, tenants: u32) -> FleetSpec {
         FleetSpec {
@@ -454,78 +521,154 @@ mod tests {
         }
     }
 
-    #[test]
-    fn plan_gives_every_host_to_one_sender_and_one_tenant() {
-        let s = spec(23, 3);
-        let plan = plan(&s, 4);
-        let mut seen = HashSet::new();
-        for (w, lanes) in plan.iter().enumerate() {
-            for lane in lanes {
-                for &h in &lane.hosts {
-                    assert_eq!(h % 4, w as u32);
-                    assert_eq!(s.tenant_of(h), lane.tenant);
-                    assert!(seen.insert(h));
-                }
-            }
+    fn k8s(stale_markers: bool) -> Profile {
+        Profile::K8s(K8sSpec {
+            pods_per_host: 3,
+            churn_rounds: 2,
+            churn_fraction: 0.3,
+            stale_markers,
+        })
+    }
+
+    /// Every request of `w`, by sender, in send order.
+    fn encode_all(w: &Workload, senders: u32, batch: u32) -> (Vec<Vec<Job>>, u64) {
+        let plan = plan(w, senders);
+        let (txs, rxs): (Vec<_>, Vec<_>) =
+            (0..senders).map(|_| mpsc::sync_channel(100_000)).unzip();
+        let (ready, _ready_rx) = mpsc::channel();
+        let encoded = AtomicU64::new(0);
+        let rounds = w.fleet.rounds;
+        if let Profile::K8s(k) = &w.profile {
+            let data = PodFleet::new(&w.fleet, k);
+            produce(data, rounds, &plan, batch, &txs, ready, &encoded)
+        } else {
+            let data = HostFleet::new(&w.fleet);
+            produce(data, rounds, &plan, batch, &txs, ready, &encoded)
         }
-        assert_eq!(seen.len(), 23);
+        .expect("produce");
+        drop(txs);
+        let jobs = rxs.iter().map(|rx| rx.try_iter().collect()).collect();
+        (jobs, total_requests(w, &plan, batch))
+    }
+
+    fn decode(job: &Job) -> WriteRequest {
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&job.body)
+            .expect("snappy");
+        <WriteRequest as prost::Message>::decode(raw.as_slice()).expect("decode")
     }
 
     #[test]
-    fn requests_per_round_rounds_up_per_lane() {
-        let lanes = vec![
-            Lane {
-                tenant: 1,
-                hosts: vec![0, 2, 4],
-            },
-            Lane {
-                tenant: 2,
-                hosts: vec![1],
-            },
-        ];
-        assert_eq!(requests_per_round(&lanes, 250), 2 + 1);
-        assert_eq!(requests_per_round(&lanes, 100), 3 + 1);
+    fn plan_gives_every_unit_to_one_sender_and_one_tenant() {
+        for profile in [Profile::Node, Profile::Tenants, k8s(false)] {
+            let w = Workload {
+                fleet: spec(23, 3),
+                profile,
+            };
+            let plan = plan(&w, 4);
+            let mut seen = HashSet::new();
+            for (s, lanes) in plan.iter().enumerate() {
+                assert!(lanes.windows(2).all(|l| l[0].tenant < l[1].tenant));
+                for lane in lanes {
+                    for &u in &lane.units {
+                        assert_eq!(u % 4, s as u32);
+                        assert_eq!(w.tenant_of(u), lane.tenant);
+                        assert!(seen.insert(u));
+                    }
+                }
+            }
+            assert_eq!(seen.len(), w.units() as usize);
+        }
+    }
+
+    #[test]
+    fn lane_requests_round_up() {
+        assert_eq!(lane_requests(300, 250), 2);
+        assert_eq!(lane_requests(300, 100), 3);
+        assert_eq!(lane_requests(0, 100), 0);
+    }
+
+    /// FNV-1a over every request (sender, tenant, series, body) of the `node` profile.
+    fn node_digest(hosts: u32, tenants: u32, batch: u32, senders: u32) -> (u64, u64) {
+        let fleet = FleetSpec {
+            rounds: 4,
+            seed: 5,
+            ..spec(hosts, tenants)
+        };
+        let (jobs, _) = encode_all(&Workload::node(fleet), senders, batch);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x100_0000_01b3);
+            }
+        };
+        let mut n = 0;
+        for (s, jobs) in jobs.iter().enumerate() {
+            for job in jobs {
+                eat(&(s as u32).to_le_bytes());
+                eat(&job.tenant.to_le_bytes());
+                eat(&job.series.to_le_bytes());
+                eat(&job.body);
+                n += 1;
+            }
+        }
+        (h, n)
+    }
+
+    #[test]
+    fn node_profile_sends_the_same_bytes_as_before_profiles() {
+        // Digests taken from the writer before profiles were added.
+        assert_eq!(node_digest(7, 3, 70, 3), (0x1523_a80b_12fc_bed7, 44));
+        assert_eq!(node_digest(5, 1, 2000, 2), (0xe295_356b_0a50_e261, 8));
+        assert_eq!(node_digest(13, 2, 333, 4), (0xb4b6_ef9d_7932_9693, 20));
     }
 
     #[test]
     fn produce_emits_each_series_in_timestamp_order() {
-        let s = spec(5, 2);
-        let plan = plan(&s, 2);
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| mpsc::sync_channel(1000)).unzip();
-        let (ready, _ready_rx) = mpsc::channel();
-        let encoded = AtomicU64::new(0);
-        produce(&s, &plan, 70, &txs, ready, &encoded).expect("produce");
-        drop(txs);
-        let expected: u64 = plan.iter().map(|l| requests_per_round(l, 70)).sum::<u64>() * 3;
-        assert_eq!(encoded.load(Ordering::Relaxed), expected);
-        let mut last = std::collections::HashMap::new();
-        let mut samples = 0;
-        for rx in rxs {
-            for job in rx.try_iter() {
+        let fleet = FleetSpec {
+            rounds: 7,
+            ..spec(5, 2)
+        };
+        for profile in [Profile::Node, Profile::Tenants, k8s(false), k8s(true)] {
+            let w = Workload { fleet, profile };
+            w.validate().expect("valid");
+            let (jobs, total) = encode_all(&w, 2, 70);
+            assert_eq!(jobs.iter().map(Vec::len).sum::<usize>() as u64, total);
+            let mut last = HashMap::new();
+            let mut samples = 0;
+            for job in jobs.iter().flatten() {
                 assert!(job.series <= 70);
-                let raw = snap::raw::Decoder::new()
-                    .decompress_vec(&job.body)
-                    .expect("snappy");
-                let req =
-                    <strata_net::remote_write::proto::WriteRequest as prost::Message>::decode(
-                        raw.as_slice(),
-                    )
-                    .expect("decode");
+                let req = decode(job);
                 assert_eq!(req.timeseries.len(), job.series as usize);
                 for ts in req.timeseries {
-                    let instance = &ts.labels.iter().find(|l| l.name == "instance").expect("i");
-                    let host: u32 = instance.value["host-".len()..instance.value.len() - 5]
-                        .parse()
-                        .expect("host");
-                    assert_eq!(s.tenant_of(host), job.tenant);
                     let t = ts.samples[0].timestamp;
                     if let Some(prev) = last.insert(ts.labels.clone(), t) {
-                        assert!(prev < t);
+                        assert!(prev < t, "{profile:?}: {:?} goes back", ts.labels);
                     }
                     samples += 1;
                 }
             }
+            assert_eq!(samples, w.samples(), "{profile:?}");
+            assert_eq!(last.len() as u64, w.series_created(), "{profile:?}");
         }
-        assert_eq!(samples, s.samples());
+    }
+
+    #[test]
+    fn requests_hold_one_tenant() {
+        let w = Workload {
+            fleet: spec(9, 3),
+            profile: Profile::Tenants,
+        };
+        let (jobs, _) = encode_all(&w, 2, 150);
+        for job in jobs.iter().flatten() {
+            for ts in decode(job).timeseries {
+                let instance = ts.labels.iter().find(|l| l.name == "instance").expect("i");
+                let host: u32 = instance.value["host-".len()..instance.value.len() - 5]
+                    .parse()
+                    .expect("host");
+                assert_eq!(w.tenant_of(host), job.tenant);
+            }
+        }
     }
 }

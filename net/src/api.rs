@@ -3,7 +3,8 @@
 //! Routes (each under both `/api/v1/` and `/prometheus/api/v1/`):
 //! `POST push` and `POST write` (remote write 1.0), `POST read` (remote read, samples),
 //! `GET|POST series`, `labels`, `label/<name>/values`, `GET status/buildinfo`; and `/ready`,
-//! `/metrics`. Errors map to HTTP status in one place, [`error::ApiError`].
+//! `/metrics`; block upload under `upload/block/<ULID>/` (see [`upload`]). Errors map to HTTP
+//! status in one place, [`error::ApiError`].
 
 pub mod drain;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod promql;
 pub mod push;
 pub mod query;
 pub mod read;
+pub mod upload;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -55,6 +57,8 @@ pub struct App {
     pub blocks: Rc<BlockCatalog>,
     /// Cuts blocks from the heads (`/ingester/flush`); set by the binary.
     pub compactor: Option<strata_engine::compact::Compactor>,
+    /// Block upload (`/api/v1/upload/block/...`): staging and bucket; set by the binary.
+    pub uploads: Option<upload::Uploads>,
     /// Pushes in flight and the shutdown's drain, shared by every shard.
     pub drain: Arc<drain::Drain>,
     /// Reused buffer for compressed request bodies.
@@ -72,6 +76,7 @@ impl App {
             ready,
             blocks: Rc::new(BlockCatalog::disabled()),
             compactor: None,
+            uploads: None,
             drain: Arc::new(drain::Drain::default()),
             body_buf: RefCell::new(Vec::new()),
         }
@@ -103,6 +108,7 @@ impl App {
                 promql::parse_query(&self, req).await
             }
             (&Method::GET, "/api/v1/status/buildinfo") => Ok(query::buildinfo()),
+            (_, p) if p.starts_with(upload::PREFIX) => upload::handle(&self, req, p).await,
             (&Method::GET, "/ready") => Ok(self.readiness()),
             (&Method::GET | &Method::POST, "/ingester/flush") => self.flush(false).await,
             (&Method::GET | &Method::POST, "/ingester/shutdown") => self.flush(true).await,

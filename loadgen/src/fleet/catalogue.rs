@@ -1,5 +1,7 @@
 //! What one `node_exporter` host exposes: exactly [`super::SERIES_PER_HOST`] series with realistic
-//! names, label sets and value dynamics (CPU, disks, network, memory, load, filesystems, ...).
+//! names, label sets and value dynamics (CPU, disks, network, memory, load, filesystems, ...); and
+//! what Prometheus scrapes about one Kubernetes pod (cAdvisor through the kubelet, and
+//! kube-state-metrics): exactly [`super::k8s::SERIES_PER_POD`] series.
 //!
 //! Values are held as integers in the unit the kernel counts in (clock ticks, 512-byte sectors,
 //! 4 KiB pages, milliseconds) and scaled to the exported float when read, so counters move in the
@@ -293,5 +295,91 @@ pub fn node_exporter(host: u32, spec: &FleetSpec, rng: &mut Rng) -> Vec<Def> {
         MICROS,
     );
 
+    b.defs
+}
+
+/// Who a pod is: the label values its series carry.
+#[derive(Clone, Copy, Debug)]
+pub struct PodTarget<'a> {
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    /// The owning `ReplicaSet` (`created_by_name` of `kube_pod_info`).
+    pub replicaset: &'a str,
+    /// Node name, e.g. `node-3`.
+    pub node: &'a str,
+    /// The node's kubelet target, e.g. `node-3:10250`.
+    pub kubelet: &'a str,
+    pub host_ip: &'a str,
+    pub pod_ip: &'a str,
+}
+
+/// Containers of every pod: the application and its proxy sidecar.
+pub const CONTAINERS: [&str; 2] = ["app", "proxy"];
+
+/// The `instance` of every kube-state-metrics series.
+pub const KUBE_STATE_METRICS: &str = "kube-state-metrics:8080";
+
+/// The series of one pod: 3 per container (CPU, working set, restarts), 2 network counters,
+/// `kube_pod_info` and `kube_pod_status_ready`. A `fresh` pod (created by churn) starts its
+/// counters near zero, as a new container does; the pods of round 0 have been up a while.
+pub fn kubernetes_pod(t: &PodTarget<'_>, fresh: bool, rng: &mut Rng) -> Vec<Def> {
+    let uptime_s = if fresh {
+        0.0
+    } else {
+        rng.between(600.0, 30.0 * 86_400.0)
+    };
+    let load = rng.between(0.2, 3.0);
+    let mut b = Builder {
+        rng,
+        uptime_s,
+        defs: Vec::with_capacity(super::k8s::SERIES_PER_POD),
+    };
+    let kubelet = |extra: Vec<(&'static str, String)>| {
+        let mut labels = vec![
+            l("instance", t.kubelet),
+            l("job", "kubelet"),
+            l("namespace", t.namespace),
+            l("node", t.node),
+            l("pod", t.pod),
+        ];
+        labels.extend(extra);
+        labels
+    };
+    let ksm = |extra: Vec<(&'static str, String)>| {
+        let mut labels = vec![
+            l("instance", KUBE_STATE_METRICS),
+            l("job", "kube-state-metrics"),
+            l("namespace", t.namespace),
+            l("pod", t.pod),
+        ];
+        labels.extend(extra);
+        labels
+    };
+    for (container, cores, mib) in [("app", 0.25 * load, 512), ("proxy", 0.02 * load, 64)] {
+        let c = || vec![l("container", container)];
+        let cpu = "container_cpu_usage_seconds_total";
+        b.counter(cpu, kubelet(c()), cores * 1_000_000.0, MICROS);
+        // Working set in pages, between a quarter and twice the typical size.
+        let pages = mib * 256;
+        let ws = "container_memory_working_set_bytes";
+        b.gauge(ws, kubelet(c()), (pages / 4, pages * 2), pages / 50, PAGES);
+        let restarts = "kube_pod_container_status_restarts_total";
+        b.counter(restarts, ksm(c()), 0.000_002, ONE);
+    }
+    let eth0 = || vec![l("interface", "eth0")];
+    let rx = "container_network_receive_bytes_total";
+    b.counter(rx, kubelet(eth0()), 50_000.0 * load, ONE);
+    let tx = "container_network_transmit_bytes_total";
+    b.counter(tx, kubelet(eth0()), 20_000.0 * load, ONE);
+    let info = ksm(vec![
+        l("created_by_kind", "ReplicaSet"),
+        l("created_by_name", t.replicaset),
+        l("host_ip", t.host_ip),
+        l("node", t.node),
+        l("pod_ip", t.pod_ip),
+    ]);
+    b.constant("kube_pod_info", info, 1, ONE);
+    let ready = ksm(vec![l("condition", "true")]);
+    b.constant("kube_pod_status_ready", ready, 1, ONE);
     b.defs
 }
