@@ -60,6 +60,7 @@ fn sigterm_answers_pushes_in_flight_then_exits_cleanly() {
         .map(|w| {
             let stop = stop.clone();
             let addr = addr.clone();
+            #[allow(clippy::disallowed_methods)] // test client threads, not shards
             std::thread::spawn(move || {
                 let mut acked = 0i64;
                 let mut refused = 0u32;

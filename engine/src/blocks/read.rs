@@ -77,7 +77,7 @@ fn walk<B: AsRef<[u8]>>(
 
 /// The chunks of a series to read for `[mint, maxt]`, each with where it surely ends and its
 /// time range.
-fn needed(chunks: &[ChunkRef], mint: i64, maxt: i64) -> Vec<(Needed, i64, i64)> {
+fn needed(chunks: &[ChunkRef], mint: i64, maxt: i64) -> Vec<NeededChunk> {
     chunks
         .iter()
         .enumerate()
@@ -97,9 +97,12 @@ fn needed(chunks: &[ChunkRef], mint: i64, maxt: i64) -> Vec<(Needed, i64, i64)> 
         .collect()
 }
 
+/// A chunk to read and its time range.
+type NeededChunk = (Needed, i64, i64);
+
 /// One block's part of a select: its series to read, and the ranges covering their chunks.
 struct BlockReads {
-    series: Vec<(Labels, Vec<(Needed, i64, i64)>)>,
+    series: Vec<(Labels, Vec<NeededChunk>)>,
     planned: Vec<Planned>,
 }
 

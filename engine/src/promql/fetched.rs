@@ -21,9 +21,11 @@ use crate::blocks::{SeriesChunks, XorChunk, decode_chunks};
 pub struct Fetched {
     series: BTreeMap<Labels, Held>,
     partials: Partials,
-    /// Decoding buffers, reused across series.
-    scratch: RefCell<(Vec<(i64, f64)>, Vec<(i64, f64)>)>,
+    /// Decoding buffers, reused across series: one chunk's samples, and the series'.
+    scratch: RefCell<(Samples, Samples)>,
 }
+
+type Samples = Vec<(i64, f64)>;
 
 /// What is held of one series.
 #[derive(Debug, Default)]
