@@ -16,6 +16,11 @@
 //!
 //! [`BitReader`] borrows the bytes it reads and never reads past them: a read that would run past
 //! the end returns `None` and consumes nothing, so decoders of outside input cannot panic.
+//!
+//! [`BitCursor`] is the reader of whole-chunk decoding loops: a peek is one unaligned big-endian
+//! load of the 8 bytes at the current byte (a zero-padded copy within 8 bytes of the end), and
+//! consuming bits only moves the position, which may pass the end. Bits past the end read as zero;
+//! the decoder checks [`BitCursor::overran`] once per record instead of on every read.
 
 /// Bytes the buffer must hold from the current word on before a write: the word, the next one
 /// (bits may spill into it, and it becomes the current word) and the zero byte
@@ -228,6 +233,88 @@ impl<'a> BitReader<'a> {
     }
 }
 
+/// The 8 bytes of `data` from byte `byte` on as a big-endian word, bytes past the end as zero.
+#[inline]
+fn load_be(data: &[u8], byte: usize) -> u64 {
+    match data.get(byte..byte + 8) {
+        Some(eight) => u64::from_be_bytes(eight.try_into().unwrap_or_default()),
+        None => load_be_tail(data, byte),
+    }
+}
+
+/// [`load_be`] within 8 bytes of the end of `data` (or past it).
+#[cold]
+#[inline(never)]
+fn load_be_tail(data: &[u8], byte: usize) -> u64 {
+    let rest = data.get(byte..).unwrap_or(&[]);
+    let mut padded = [0u8; 8];
+    let n = rest.len().min(8);
+    padded[..n].copy_from_slice(&rest[..n]);
+    u64::from_be_bytes(padded)
+}
+
+/// Reads bits, most significant first, from a borrowed byte slice, for decoders that check the
+/// end once per record: peeks and consumes never fail, bits past the end read as zero, and
+/// [`Self::overran`] tells whether the bits consumed ran past the end.
+#[derive(Debug, Clone, Copy)]
+pub struct BitCursor<'a> {
+    data: &'a [u8],
+    /// Bits consumed so far; may exceed the data's bits.
+    pos: usize,
+}
+
+impl<'a> BitCursor<'a> {
+    /// A cursor at the first bit of `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { data, pos: 0 }
+    }
+
+    /// At least the next 57 bits at the top of the result (one 8-byte load); the bits below them
+    /// are zero, and so are bits past the end of the data.
+    #[inline]
+    pub fn peek_57(&self) -> u64 {
+        load_be(self.data, self.pos / 8) << (self.pos % 8)
+    }
+
+    /// The next 64 bits (two 8-byte loads); bits past the end of the data read as zero.
+    #[inline]
+    pub fn peek_64(&self) -> u64 {
+        let far = self.pos + 56;
+        self.peek_57() | (load_be(self.data, far / 8) << (far % 8)) >> 56
+    }
+
+    /// The bytes from the current position on, which must be on a byte boundary; empty past the
+    /// end.
+    #[inline]
+    pub fn aligned_rest(&self) -> &'a [u8] {
+        debug_assert!(
+            self.pos.is_multiple_of(8),
+            "unaligned cursor at bit {}",
+            self.pos
+        );
+        self.data.get(self.pos / 8..).unwrap_or(&[])
+    }
+
+    /// Consumes `n` bits, even past the end of the data.
+    #[inline]
+    pub fn consume(&mut self, n: u32) {
+        self.pos += n as usize;
+    }
+
+    /// Bits left to read (including any zero padding at the end of the last byte); 0 once the
+    /// cursor has run past the end.
+    #[inline]
+    pub fn bits_left(&self) -> usize {
+        (self.data.len() * 8).saturating_sub(self.pos)
+    }
+
+    /// Whether more bits were consumed than the data holds.
+    #[inline]
+    pub fn overran(&self) -> bool {
+        self.pos > self.data.len() * 8
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +365,42 @@ mod tests {
         assert_eq!(r.read_bits(5), Some(0b11111));
         assert_eq!(r.read_bit(), None);
         assert_eq!(r.peek_64(), 0);
+    }
+
+    #[test]
+    fn cursor_peeks_what_the_reader_reads_at_every_offset() {
+        let data: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(0x9d) ^ 0x5a).collect();
+        for len in 0..=data.len() {
+            let data = &data[..len];
+            for pos in 0..=len * 8 + 80 {
+                let mut cursor = BitCursor::new(data);
+                cursor.consume(pos as u32);
+                let left = (len * 8).saturating_sub(pos);
+                assert_eq!(cursor.bits_left(), left);
+                assert_eq!(cursor.overran(), pos > len * 8, "{pos} of {len} bytes");
+                // The reader's bits, then zeros past the end.
+                let mut reader = BitReader::new(data);
+                let expected = if pos <= len * 8 {
+                    reader.skip(pos as u32).unwrap();
+                    reader.peek_64()
+                } else {
+                    0
+                };
+                assert_eq!(
+                    cursor.peek_64(),
+                    expected,
+                    "peek_64 at {pos} of {len} bytes"
+                );
+                let peek = cursor.peek_57();
+                let valid = 64 - pos % 8;
+                assert!(valid >= 57);
+                assert_eq!(peek >> (64 - valid), expected >> (64 - valid), "at {pos}");
+                assert_eq!(peek & ((1 << (pos % 8)) - 1), 0, "low bits at {pos}");
+                if pos % 8 == 0 {
+                    assert_eq!(cursor.aligned_rest(), data.get(pos / 8..).unwrap_or(&[]));
+                }
+            }
+        }
     }
 
     #[test]

@@ -21,8 +21,15 @@
 //!   such a write, and that empty byte is part of the chunk it stores.
 //! - [`XorIterator`] never panics on arbitrary bytes; a chunk that is truncated or corrupt ends the
 //!   iteration and [`XorIterator::err`] says why.
+//! - [`decode_into`] (in `xor/bulk.rs`, the query path's whole-chunk decoder) is a second,
+//!   faster implementation of the same decoding: it appends exactly the samples the iterator
+//!   yields and returns the error the iterator reports, on any bytes.
 
 use super::bstream::{BitReader, BitWriter};
+
+mod bulk;
+
+pub use bulk::decode_into;
 
 /// Samples per chunk at which the head cuts a new chunk (Prometheus's default).
 pub const MAX_SAMPLES_PER_CHUNK: u16 = 120;
@@ -483,85 +490,6 @@ impl Iterator for XorIterator<'_> {
         }
         (0, Some(usize::from(self.num_samples - self.num_read)))
     }
-}
-
-/// Appends every sample of chunk `data` to `out`: what [`XorIterator`] yields, in one loop that
-/// keeps the decoder's state in locals (the query path decodes whole chunks this way). On a
-/// corrupt or truncated chunk the samples before the damage are appended and the error returned,
-/// as the iterator would stop and report it.
-pub fn decode_into(data: &[u8], out: &mut Vec<(i64, f64)>) -> Result<(), ChunkError> {
-    let mut it = XorIterator::new(data);
-    out.reserve(usize::from(it.num_samples));
-    // The first two samples carry varints; the iterator decodes them.
-    for _ in 0..2 {
-        match it.next() {
-            Some(p) => out.push(p),
-            None => return it.err.map_or(Ok(()), Err),
-        }
-    }
-    let (count, mut read) = (it.num_samples, it.num_read);
-    let (mut t, mut delta, mut bits) = (it.t, it.t_delta, it.v_bits);
-    let (mut leading, mut trailing) = (u32::from(it.leading), u32::from(it.trailing));
-    let mut stream = it.stream;
-    let truncated = |sample| ChunkError::Truncated {
-        sample,
-        num_samples: count,
-    };
-    while read < count {
-        let mut window = stream.peek_120();
-        let top = (window >> 64) as u64;
-        let (dod, dod_len) = match (!top).leading_zeros() {
-            0 => (0, 1),
-            1 => (bucket_dod(top << 2, 14), 2 + 14),
-            2 => (bucket_dod(top << 3, 17), 3 + 17),
-            3 => (bucket_dod(top << 4, 20), 4 + 20),
-            _ => {
-                // '1111' and a 64-bit delta of deltas; the value starts after it.
-                if stream.bits_left() < 4 + 64 {
-                    return Err(truncated(read));
-                }
-                let dod = ((window << 4) >> 64) as u64 as i64;
-                stream.skip(4 + 64).ok_or_else(|| truncated(read))?;
-                window = stream.peek_120();
-                (dod, 0)
-            }
-        };
-        delta = delta.wrapping_add(dod);
-        t = t.wrapping_add(delta);
-        let head = ((window << dod_len) >> 64) as u64;
-        let (header_len, sig_bits) = if head >> 63 == 0 {
-            (1, 0)
-        } else if (head >> 62) & 1 == 0 {
-            (2, 64 - leading - trailing)
-        } else {
-            let l = ((head >> 57) & 0x1f) as u32;
-            let sig = match ((head >> 51) & 0x3f) as u32 {
-                0 => 64,
-                x => x,
-            };
-            if l + sig > 64 {
-                return Err(ChunkError::BadValueWindow {
-                    sample: read,
-                    leading: l as u8,
-                    sig_bits: sig as u8,
-                });
-            }
-            leading = l;
-            trailing = 64 - l - sig;
-            (2 + 5 + 6, sig)
-        };
-        let used = dod_len + header_len;
-        if sig_bits > 0 {
-            // used + sig_bits <= 24 + 13 + 64 = 101 bits, within the 120 peeked.
-            bits ^= (((window << used) >> (128 - sig_bits)) as u64) << trailing;
-        }
-        stream
-            .skip(used + sig_bits)
-            .ok_or_else(|| truncated(read))?;
-        read += 1;
-        out.push((t, f64::from_bits(bits)));
-    }
-    Ok(())
 }
 
 /// Decodes all samples of chunk `data`.
