@@ -47,5 +47,6 @@ fuzz_target!(|input: &[u8]| {
     let q = data();
     let _ = engine.instant(&q, expr, 600_000);
     let _ = engine.range(&q, expr, 0, 900_000, 15_000);
-    let _ = engine.selections(expr, 0, 900_000);
+    let _ = engine.selections(expr, 0, 900_000, &[]);
+    let _ = engine.pushdowns(expr);
 });
