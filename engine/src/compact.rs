@@ -113,39 +113,45 @@ impl Compactor {
 
     /// Has every shard truncate its WAL behind a checkpoint.
     async fn checkpoint(&self) -> Result<(), String> {
-        let mut pending = Vec::new();
-        for s in 0..self.mesh.shards() {
-            let (tx, rx) = oneshot::channel();
-            let msg = CutMsg::Checkpoint {
+        for r in self
+            .each_shard(|reply| CutMsg::Checkpoint {
                 cfg: self.cfg.clone(),
-                reply: tx,
-            };
-            self.mesh
-                .send(s, ShardMsg::Cut(msg))
-                .await
-                .map_err(|e| e.to_string())?;
-            pending.push(rx);
-        }
-        for rx in pending {
-            rx.await.map_err(|_| "a shard dropped a request")??;
+                reply,
+            })
+            .await?
+        {
+            r?;
         }
         Ok(())
     }
 
-    /// Every tenant's head range over all shards.
-    async fn ranges(&self) -> Result<Vec<(TenantId, HeadRange)>, String> {
-        let mut pending = Vec::new();
+    /// Sends the message `msg` makes to every shard, then waits for every answer (in shard
+    /// order). The shards work concurrently.
+    async fn each_shard<T>(
+        &self,
+        msg: impl Fn(oneshot::Sender<T>) -> CutMsg,
+    ) -> Result<Vec<T>, String> {
+        let mut pending = Vec::with_capacity(self.mesh.shards());
         for s in 0..self.mesh.shards() {
             let (tx, rx) = oneshot::channel();
             self.mesh
-                .send(s, ShardMsg::Cut(CutMsg::Ranges(tx)))
+                .send(s, ShardMsg::Cut(msg(tx)))
                 .await
                 .map_err(|e| e.to_string())?;
             pending.push(rx);
         }
-        let mut by_tenant: HashMap<TenantId, HeadRange> = HashMap::new();
+        let mut out = Vec::with_capacity(pending.len());
         for rx in pending {
-            for r in rx.await.map_err(|_| "a shard dropped a request")? {
+            out.push(rx.await.map_err(|_| "a shard dropped a request")?);
+        }
+        Ok(out)
+    }
+
+    /// Every tenant's head range over all shards.
+    async fn ranges(&self) -> Result<Vec<(TenantId, HeadRange)>, String> {
+        let mut by_tenant: HashMap<TenantId, HeadRange> = HashMap::new();
+        for ranges in self.each_shard(CutMsg::Ranges).await? {
+            for r in ranges {
                 by_tenant
                     .entry(r.tenant.clone())
                     .and_modify(|m| {
@@ -164,25 +170,17 @@ impl Compactor {
 
     /// Writes the block of `tenant`'s samples in `[a, b)`; `None` when there are none.
     async fn cut(&self, tenant: &TenantId, a: i64, b: i64) -> Result<Option<BlockMeta>, String> {
-        let mut pending = Vec::new();
-        for s in 0..self.mesh.shards() {
-            let (tx, rx) = oneshot::channel();
-            let msg = CutMsg::Collect {
+        let series: Vec<CutSeries> = self
+            .each_shard(|reply| CutMsg::Collect {
                 tenant: tenant.clone(),
                 mint: a,
                 maxt: b,
-                reply: tx,
-            };
-            self.mesh
-                .send(s, ShardMsg::Cut(msg))
-                .await
-                .map_err(|e| e.to_string())?;
-            pending.push(rx);
-        }
-        let mut series: Vec<CutSeries> = Vec::new();
-        for rx in pending {
-            series.extend(rx.await.map_err(|_| "a shard dropped a request")?);
-        }
+                reply,
+            })
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         if series.is_empty() {
             return Ok(None);
         }
@@ -206,23 +204,12 @@ impl Compactor {
     }
 
     async fn truncate(&self, tenant: &TenantId, before: i64) -> Result<(), String> {
-        let mut pending = Vec::new();
-        for s in 0..self.mesh.shards() {
-            let (tx, rx) = oneshot::channel();
-            let msg = CutMsg::Truncate {
-                tenant: tenant.clone(),
-                before,
-                reply: tx,
-            };
-            self.mesh
-                .send(s, ShardMsg::Cut(msg))
-                .await
-                .map_err(|e| e.to_string())?;
-            pending.push(rx);
-        }
-        for rx in pending {
-            rx.await.map_err(|_| "a shard dropped a request")?;
-        }
+        self.each_shard(|reply| CutMsg::Truncate {
+            tenant: tenant.clone(),
+            before,
+            reply,
+        })
+        .await?;
         Ok(())
     }
 
