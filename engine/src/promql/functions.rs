@@ -304,8 +304,13 @@ fn range_fn(
         let mut widest = 0;
         if counter {
             // rate and increase: the counter-reset corrections as prefix sums, so each window
-            // costs O(1) instead of a pass over its samples.
-            rate::reset_prefix(s.samples, &mut resets);
+            // costs O(1) instead of a pass over its samples; but when the step is longer than
+            // the range the windows leave most samples out, and each window scans its own.
+            if st.step > range || st.n <= 1 {
+                resets.clear();
+            } else {
+                rate::reset_prefix(s.samples, &mut resets);
+            }
             widest = rate::counter_points(
                 s.samples, &resets, st, at, offset, range, per_second, &mut points,
             );
