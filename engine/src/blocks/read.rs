@@ -143,9 +143,14 @@ pub fn decode_chunks(
             ordered = false;
         }
         last_max = last_max.max(c.max_t);
-        scratch.clear();
-        decode_into(&c.data, scratch)?;
-        out.extend(scratch.iter().filter(|p| p.0 >= mint && p.0 <= maxt));
+        if c.min_t >= mint && c.max_t <= maxt {
+            // Wholly in range: straight into `out`, no copy.
+            decode_into(&c.data, out)?;
+        } else {
+            scratch.clear();
+            decode_into(&c.data, scratch)?;
+            out.extend(scratch.iter().filter(|p| p.0 >= mint && p.0 <= maxt));
+        }
     }
     if !ordered {
         // Stable: the first chunk's sample wins a timestamp.
