@@ -340,10 +340,10 @@ impl BlockCatalog {
         Ok(!self.slots(tenant, mint, maxt).await?.is_empty())
     }
 
-    /// The series matching all `matchers` with their samples in `[mint, maxt]` from every block
-    /// overlapping the range, merged by label set and deduplicated by timestamp, sorted by
-    /// labels; series without samples in the range are left out. `partition: Some((k, n))` keeps
-    /// only the series shard `k` of `n` owns ([`owner_shard`]).
+    /// [`BlockCatalog::select_chunks`] with every series decoded: its samples in `[mint, maxt]`,
+    /// sorted by time, one per timestamp; series without samples in the range are left out.
+    /// Holds every decoded sample at once: queries use `select_chunks` (this serves tests and
+    /// tools).
     pub async fn select(
         &self,
         tenant: &TenantId,
@@ -352,16 +352,36 @@ impl BlockCatalog {
         maxt: i64,
         partition: Option<(usize, usize)>,
     ) -> Result<Vec<SeriesSamples>, BlocksError> {
-        let partition = Partition::new(tenant, partition)?;
-        self.retrying(tenant, mint, maxt, async |slots| {
-            read::select(self, tenant, slots, matchers, mint, maxt, partition).await
-        })
-        .await
+        let series = self
+            .select_chunks(tenant, matchers, mint, maxt, partition)
+            .await?;
+        let mut scratch = Vec::new();
+        let mut out = Vec::with_capacity(series.len());
+        for s in series {
+            let mut samples = Vec::new();
+            decode_chunks(&s.chunks, mint, maxt, &mut scratch, &mut samples).map_err(|source| {
+                BlocksError::DecodeSeries {
+                    tenant: tenant.clone(),
+                    series: s.labels.to_string(),
+                    source,
+                }
+            })?;
+            if !samples.is_empty() {
+                out.push(SeriesSamples {
+                    labels: s.labels,
+                    samples,
+                });
+            }
+        }
+        Ok(out)
     }
 
-    /// As [`BlockCatalog::select`], but the series' XOR chunks instead of their samples: slices
-    /// of the fetched bytes, decoded by the caller ([`read::decode_chunks`]) one series at a
-    /// time, so a long range never holds its decoded samples all at once.
+    /// The series matching all `matchers` that have samples in `[mint, maxt]` in a block
+    /// overlapping the range, merged by label set across blocks and sorted by labels, each with
+    /// its XOR chunks overlapping the range: slices of the fetched bytes, decoded by the caller
+    /// ([`decode_chunks`]) one series at a time, so a long range never holds its decoded samples
+    /// all at once. `partition: Some((k, n))` keeps only the series shard `k` of `n` owns
+    /// ([`owner_shard`]).
     pub async fn select_chunks(
         &self,
         tenant: &TenantId,

@@ -21,7 +21,6 @@ use super::discovery::{BlockId, BlockSlot};
 use super::fetch::{self, Needed, Planned, RangeRead, Record};
 use super::open::OpenBlock;
 use super::{BlockCatalog, BlocksError, Partition};
-use crate::shard::SeriesSamples;
 use crate::tenant::TenantId;
 
 /// Opens every block (each index fetched at most once, concurrently).
@@ -158,37 +157,6 @@ pub fn decode_chunks(
         out.dedup_by_key(|p| p.0);
     }
     Ok(())
-}
-
-pub(super) async fn select(
-    catalog: &BlockCatalog,
-    tenant: &TenantId,
-    slots: &[Rc<BlockSlot>],
-    matchers: &[Matcher],
-    mint: i64,
-    maxt: i64,
-    partition: Option<Partition>,
-) -> Result<Vec<SeriesSamples>, BlocksError> {
-    let series = select_chunks(catalog, tenant, slots, matchers, mint, maxt, partition).await?;
-    let mut scratch = Vec::new();
-    let mut out = Vec::with_capacity(series.len());
-    for s in series {
-        let mut samples = Vec::new();
-        decode_chunks(&s.chunks, mint, maxt, &mut scratch, &mut samples).map_err(|source| {
-            BlocksError::DecodeSeries {
-                tenant: tenant.clone(),
-                series: s.labels.to_string(),
-                source,
-            }
-        })?;
-        if !samples.is_empty() {
-            out.push(SeriesSamples {
-                labels: s.labels,
-                samples,
-            });
-        }
-    }
-    Ok(out)
 }
 
 pub(super) async fn select_chunks(

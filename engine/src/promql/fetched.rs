@@ -65,15 +65,6 @@ impl Fetched {
             held.chunks.sort_by_key(|c| c.min_t);
         }
     }
-
-    /// Number of series held.
-    pub fn len(&self) -> usize {
-        self.series.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
-    }
 }
 
 impl Queryable for Fetched {
