@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
@@ -147,6 +148,9 @@ pub struct DirListing {
 #[derive(Clone)]
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
+    /// The same store when it is the filesystem backend: large range reads map the file instead
+    /// of copying it (see [`Bucket::get_range`]).
+    local: Option<Arc<LocalFileSystem>>,
     bridge: bridge::Bridge,
     part_size: usize,
 }
@@ -160,7 +164,15 @@ impl fmt::Debug for Bucket {
 impl Bucket {
     /// Validates `cfg`, builds its store and starts the bridge runtime if it is not running yet.
     pub fn new(cfg: &BucketConfig) -> Result<Bucket> {
-        Bucket::from_store(cfg.build_store()?)
+        if cfg.backend != Backend::Filesystem {
+            return Bucket::from_store(cfg.build_store()?);
+        }
+        cfg.validate()?;
+        let local = Arc::new(cfg.build_local()?);
+        Ok(Bucket {
+            local: Some(local.clone()),
+            ..Bucket::from_store(local)?
+        })
     }
 
     /// A bucket over an existing store (for instance `object_store::memory::InMemory`, or a
@@ -168,6 +180,7 @@ impl Bucket {
     pub fn from_store(store: Arc<dyn ObjectStore>) -> Result<Bucket> {
         Ok(Bucket {
             store,
+            local: None,
             bridge: bridge::Bridge::get()?,
             part_size: DEFAULT_PART_SIZE,
         })
@@ -239,8 +252,32 @@ impl Bucket {
     }
 
     /// Reads the bytes `range` of the object; the range must lie within it.
+    ///
+    /// On the filesystem backend a range of at least [`MAP_MIN`] bytes is not copied: the file
+    /// is mapped, its pages populated on the bridge's blocking pool (so the caller never takes a
+    /// page fault that waits for the disk), and the answer borrows the mapping, which lives
+    /// until the last slice of it is dropped. Copying ranges measured 16% of the CPU of a
+    /// `sum(rate(..))` over a day of blocks (the pages of each fresh buffer are faulted in and
+    /// zeroed, then filled). Objects are never rewritten in place (a put writes a new file and
+    /// renames it over the old one; a delete unlinks it), so a mapping always sees the
+    /// complete object it was made from.
     pub async fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         let location = object_path(path)?;
+        if let Some(local) = &self.local
+            && range.end.saturating_sub(range.start) >= MAP_MIN
+        {
+            let file = local
+                .path_to_filesystem(&location)
+                .map_err(|e| BucketError::store("get_range", &location, e))?;
+            let mapped = self
+                .bridge
+                .blocking({
+                    let file = file.clone();
+                    move || map_range(&file, range)
+                })
+                .await?;
+            return mapped.map_err(|e| local_error(e, &file, path));
+        }
         let store = self.store.clone();
         self.bridge
             .run(async move {
@@ -361,6 +398,49 @@ fn object_path(path: &str) -> Result<ObjectPath> {
         path: path.to_string(),
         reason: e.to_string(),
     })
+}
+
+/// Ranges at least this long are mapped rather than copied by the filesystem backend; shorter
+/// ones (meta.json, an index's table of contents) are cheaper to copy than to map and unmap.
+pub const MAP_MIN: u64 = 64 << 10;
+
+/// `range` of `file`, mapped read-only with its pages populated.
+fn map_range(file: &Path, range: Range<u64>) -> io::Result<Bytes> {
+    let f = std::fs::File::open(file)?;
+    let size = f.metadata()?.len();
+    if range.start > range.end || range.end > size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("range {range:?} is not within the object's {size} bytes"),
+        ));
+    }
+    let len = usize::try_from(range.end - range.start).map_err(io::Error::other)?;
+    // SAFETY: the mapping is read-only and objects are never modified in place (see
+    // `Bucket::get_range`): a put renames a complete new file over the path and a delete
+    // unlinks it, neither of which changes the mapped pages. Only a process outside strata
+    // truncating a file in the bucket could invalidate them.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(range.start)
+            .len(len)
+            .populate()
+            .map(&f)?
+    };
+    Ok(Bytes::from_owner(map))
+}
+
+/// A local file error as the store reports it: a missing file is a missing object.
+fn local_error(e: io::Error, file: &Path, path: &str) -> BucketError {
+    if e.kind() == io::ErrorKind::NotFound {
+        BucketError::NotFound {
+            path: path.to_string(),
+        }
+    } else {
+        BucketError::Local {
+            path: file.to_path_buf(),
+            source: e,
+        }
+    }
 }
 
 /// Uploads `local` to `location` (runs on the bridge runtime).

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use object_store::memory::InMemory;
-use strata_engine::bucket::{Backend, Bucket, BucketConfig, FilesystemConfig, testing};
+use strata_engine::bucket::{
+    Backend, Bucket, BucketConfig, BucketError, FilesystemConfig, testing,
+};
 use strata_engine::rt::{Driver, Runtime, RuntimeOptions};
 
 fn on_compio<F: Future>(f: F) -> F::Output {
@@ -41,6 +43,35 @@ fn filesystem_backend_conforms() {
             .join("bucket/t/01J00000000000000000000001/index")
             .is_file()
     );
+}
+
+#[test]
+fn filesystem_backend_maps_large_ranges_that_outlive_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = filesystem_bucket(dir.path());
+    let len = 4 * strata_engine::bucket::MAP_MIN;
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    on_compio(async {
+        bucket.put("t/x", Bytes::from(data.clone())).await.unwrap();
+        let range = 5000..5000 + 2 * strata_engine::bucket::MAP_MIN;
+        let slice = bucket.get_range("t/x", range.clone()).await.unwrap();
+        let want = &data[range.start as usize..range.end as usize];
+        assert_eq!(slice, want);
+        // Replacing and then deleting the object leaves the slice already read intact.
+        bucket
+            .put("t/x", Bytes::from(vec![0u8; len as usize]))
+            .await
+            .unwrap();
+        bucket.delete("t/x").await.unwrap();
+        assert_eq!(slice, want);
+        // A range past the end is an error naming the file; a missing object is NotFound.
+        bucket.put("t/y", Bytes::from(data.clone())).await.unwrap();
+        let past = bucket.get_range("t/y", 10..len + 1).await.unwrap_err();
+        assert!(matches!(past, BucketError::Local { .. }), "{past}");
+        assert!(past.to_string().contains("t/y"), "{past}");
+        let missing = bucket.get_range("t/z", 0..len).await.unwrap_err();
+        assert!(matches!(missing, BucketError::NotFound { .. }), "{missing}");
+    });
 }
 
 #[test]

@@ -340,6 +340,20 @@ impl BucketConfig {
         Ok(())
     }
 
+    /// The filesystem backend's store (whatever `backend` says), creating its directory.
+    pub(crate) fn build_local(&self) -> Result<LocalFileSystem> {
+        let dir = &self.filesystem.dir;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            invalid(
+                "blocks_storage.filesystem.dir".into(),
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
+        Ok(LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| invalid("blocks_storage.filesystem.dir".into(), e.to_string()))?
+            .with_automatic_cleanup(true))
+    }
+
     /// Validates the configuration and builds the chosen backend's store. Builds do no I/O
     /// except creating the filesystem backend's directory; credentials are checked on first use.
     pub fn build_store(&self) -> Result<Arc<dyn ObjectStore>> {
@@ -348,19 +362,7 @@ impl BucketConfig {
             invalid(format!("blocks_storage.{section}"), e.to_string())
         };
         match self.backend {
-            Backend::Filesystem => {
-                let dir = &self.filesystem.dir;
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    invalid(
-                        "blocks_storage.filesystem.dir".into(),
-                        format!("cannot create {}: {e}", dir.display()),
-                    )
-                })?;
-                let store = LocalFileSystem::new_with_prefix(dir)
-                    .map_err(|e| built("filesystem.dir", e))?
-                    .with_automatic_cleanup(true);
-                Ok(Arc::new(store))
-            }
+            Backend::Filesystem => Ok(Arc::new(self.build_local()?)),
             Backend::S3 => {
                 install_tls_provider();
                 Ok(Arc::new(

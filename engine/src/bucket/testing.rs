@@ -215,6 +215,21 @@ pub async fn conformance(bucket: &Bucket, root: &str, scratch: &Path) {
         Err(BucketError::NotFound { .. })
     ));
 
+    // a range long enough to be mapped by the filesystem backend, at an unaligned offset
+    let big: Vec<u8> = (0..3 * super::MAP_MIN + 100)
+        .map(|i| (i % 253) as u8)
+        .collect();
+    bucket
+        .put(&p("a/big"), Bytes::from(big.clone()))
+        .await
+        .unwrap();
+    let (from, to) = (4097, 4097 + super::MAP_MIN + 5);
+    assert_eq!(
+        bucket.get_range(&p("a/big"), from..to).await.unwrap(),
+        &big[from as usize..to as usize]
+    );
+    bucket.delete(&p("a/big")).await.unwrap();
+
     // a put replaces the object
     bucket
         .put(&p("a/b/one"), Bytes::from_static(b"hi"))
