@@ -168,7 +168,12 @@ impl Bucket {
             return Bucket::from_store(cfg.build_store()?);
         }
         cfg.validate()?;
-        let local = Arc::new(cfg.build_local()?);
+        Bucket::from_local(cfg.build_local()?)
+    }
+
+    /// A bucket over a local directory (the filesystem backend, or a TSDB directory's blocks).
+    pub fn from_local(store: LocalFileSystem) -> Result<Bucket> {
+        let local = Arc::new(store);
         Ok(Bucket {
             local: Some(local.clone()),
             ..Bucket::from_store(local)?

@@ -15,7 +15,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
@@ -47,7 +46,7 @@ impl Source {
             reason,
         };
         let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| err(e.to_string()))?;
-        let bucket = Bucket::from_store(Arc::new(store)).map_err(|e| err(e.to_string()))?;
+        let bucket = Bucket::from_local(store).map_err(|e| err(e.to_string()))?;
         Ok(Source {
             kind: BlockSource::Local,
             bucket,
