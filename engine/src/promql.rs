@@ -8,7 +8,8 @@
 //!   one step;
 //! - range functions run series by series over all steps with a sliding window over the sorted
 //!   samples (`eval::for_each_window`), never step by step over every series; `rate` and
-//!   `increase` find counter resets through prefix sums, so each window costs O(1);
+//!   `increase` carry running sums of counter-reset corrections at both window edges, so each
+//!   window costs O(1);
 //! - selectors and functions over them stream their series to aggregations, which fold them into
 //!   per-group accumulators instead of materialising the input;
 //! - samples held are counted against [`EngineOptions::max_samples`] as Prometheus counts them

@@ -285,7 +285,6 @@ fn range_fn(
     let mut p = vec![0.0; params.len()];
     let counter = matches!(name, "rate" | "increase");
     let per_second = name == "rate";
-    let mut resets = Vec::new();
     ctx.each_range_series(range_expr, st, &mut |ctx, s, (range, offset, at)| {
         ctx.check_deadline()?;
         if counter && s.samples.len() >= 2 {
@@ -301,18 +300,13 @@ fn range_fn(
             }
         }
         let mut points = vec![None; st.n];
-        let mut widest = 0;
+        let (mut widest, mut any) = (0, false);
         if counter {
-            // rate and increase: the counter-reset corrections as prefix sums, so each window
-            // costs O(1) instead of a pass over its samples; but when the step is longer than
-            // the range the windows leave most samples out, and each window scans its own.
-            if st.step > range || st.n <= 1 {
-                resets.clear();
-            } else {
-                rate::reset_prefix(s.samples, &mut resets);
-            }
-            widest = rate::counter_points(
-                s.samples, &resets, st, at, offset, range, per_second, &mut points,
+            // rate and increase walk the windows with running counter-reset corrections, unless
+            // the step is longer than the range and the windows leave most samples out.
+            let dense = st.step <= range && st.n > 1;
+            (widest, any) = rate::counter_points(
+                s.samples, dense, st, at, offset, range, per_second, &mut points,
             );
         } else {
             for_each_window(s.samples, st, at, offset, range, |i, te, _, w| {
@@ -324,9 +318,9 @@ fn range_fn(
                     *slot = vals[i];
                 }
                 points[i] = f(w, te, st.t(i), range, &p);
+                any |= points[i].is_some();
             });
         }
-        let any = points.iter().any(Option::is_some);
         // The widest window is held while it is reduced, as in Prometheus.
         ctx.add_samples(widest)?;
         ctx.release_samples(widest);
