@@ -72,6 +72,7 @@ pub(crate) fn counter_points(
     } else {
         1.0
     };
+    let mut times = WindowTimes::default();
     for (i, p) in points.iter_mut().enumerate() {
         let te = at
             .unwrap_or(st.start + i as i64 * st.step)
@@ -120,31 +121,74 @@ pub(crate) fn counter_points(
             c
         };
         let result = last.1 - first.1 + correction;
-        let mut to_start = (first.0 - from) as f64 / 1000.0;
-        let mut to_end = (te - last.0) as f64 / 1000.0;
-        let span = (last.0 - first.0) as f64 / 1000.0;
+        // The window's times decide the extrapolation but for the counter's zero; regular
+        // scrapes give every step the same, so they are worked out again only when they change.
+        let key = (len, first.0 - from, te - last.0);
+        if key != times.key {
+            times = WindowTimes::new(key, (last.0 - first.0) as f64 / 1000.0, per);
+        }
+        let t = &times;
+        // Extrapolating to the start stops where the counter would reach zero: at `to_zero`
+        // (span * first / result) when that is nearer than `to_start`. Dividing only when the
+        // two may be within a few rounding errors of each other (or beyond) keeps the common
+        // case free of divisions and takes every branch as the exact arithmetic does.
+        let surely_farther = (first.1 * t.span).partial_cmp(&(t.to_start * result * (1.0 + 1e-9)))
+            == Some(std::cmp::Ordering::Greater);
+        let value = if result > 0.0 && first.1 >= 0.0 && !surely_farther {
+            let to_zero = t.span * (first.1 / result);
+            if to_zero < t.to_start {
+                // Prometheus divides by the span, then by the range; dividing once by their
+                // product can differ in the last bit only.
+                result * ((t.span + to_zero + t.to_end) / (t.span * per))
+            } else {
+                result * t.factor
+            }
+        } else {
+            result * t.factor
+        };
+        *p = Some(value);
+        any = true;
+    }
+    (widest, any)
+}
+
+/// The extrapolation of a counter window that depends on its times only.
+#[derive(Default)]
+struct WindowTimes {
+    /// Samples in the window, ms from its start to the first, ms from the last to its end.
+    key: (usize, i64, i64),
+    /// Seconds from the first sample to the last.
+    span: f64,
+    /// Seconds to extrapolate at each end, before the counter's zero is considered.
+    to_start: f64,
+    to_end: f64,
+    /// What the change is multiplied by when the zero is not nearer than `to_start`.
+    factor: f64,
+}
+
+impl WindowTimes {
+    /// As [`extrapolate`] (`per` is the range in seconds for a rate, 1 for an increase).
+    fn new(key: (usize, i64, i64), span: f64, per: f64) -> WindowTimes {
+        let (len, to_start, to_end) = key;
+        let mut to_start = to_start as f64 / 1000.0;
+        let mut to_end = to_end as f64 / 1000.0;
         // (A signed conversion is one instruction; no window holds 2^63 samples.)
         let avg = span / (len - 1) as i64 as f64;
         let threshold = avg * 1.1;
         if to_start >= threshold {
             to_start = avg / 2.0;
         }
-        if result > 0.0 && first.1 >= 0.0 {
-            let to_zero = span * (first.1 / result);
-            if to_zero < to_start {
-                to_start = to_zero;
-            }
-        }
         if to_end >= threshold {
             to_end = avg / 2.0;
         }
-        // Prometheus divides by the span, then by the range; one division by their product
-        // leaves one long-latency instruction off this loop's critical path (and can differ
-        // in the last bit only).
-        *p = Some(result * ((span + to_start + to_end) / (span * per)));
-        any = true;
+        WindowTimes {
+            key,
+            span,
+            to_start,
+            to_end,
+            factor: (span + to_start + to_end) / (span * per),
+        }
     }
-    (widest, any)
 }
 
 /// `rate`/`increase`/`delta` over one window, finding the counter resets in it.
