@@ -22,12 +22,17 @@ use super::series::{Series, Val, filter_labels, set_label};
 #[inline]
 pub(crate) fn kahan_add(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
+    // The larger magnitude first: `(big - t) + small` is Prometheus's `(sum - t) + inc` or
+    // `(inc - t) + sum`, chosen by a select rather than a branch on the data.
+    let (big, small) = if sum.abs() >= inc.abs() {
+        (sum, inc)
+    } else {
+        (inc, sum)
+    };
     let c = if t.is_infinite() {
         0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
     } else {
-        c + ((inc - t) + sum)
+        c + ((big - t) + small)
     };
     (t, c)
 }
@@ -266,11 +271,11 @@ impl Acc {
         let points = &s.points[..self.count.len().min(s.points.len())];
         match op {
             T_SUM => {
-                let (count, a, c) = (&mut self.count, &mut self.a, &mut self.c);
-                for (i, p) in points.iter().enumerate() {
+                let slots = self.count.iter_mut().zip(&mut self.a).zip(&mut self.c);
+                for (((n, a), c), p) in slots.zip(points) {
                     if let Some(v) = *p {
-                        count[i] += 1;
-                        (a[i], c[i]) = kahan_add(v, a[i], c[i]);
+                        *n += 1;
+                        (*a, *c) = kahan_add(v, *a, *c);
                     }
                 }
             }
