@@ -11,6 +11,7 @@
 # to every query and range equals Prometheus's (same label sets, same timestamps, values within
 # 1e-6 relative). Then each system is timed alone, the other two paused with SIGSTOP: WARMUP
 # unmeasured runs and RUNS measured runs per query and range, p50 and p99 from send to last byte.
+# The systems take turns query by query, so each query is timed on all three within seconds.
 # VictoriaMetrics runs with -search.disableCache (otherwise repeated runs are answered from its
 # result cache) and its answers are not checked (its rate() differs by design).
 #
@@ -160,21 +161,33 @@ if [ "$CHECK" = 1 ]; then
     fi
 fi
 
+# One query at a time on each system in turn, so that the three are timed within seconds of each
+# other: on a shared machine, whose speed drifts over minutes, that keeps the ratios honest.
 declare -A P50 P99
-for system in $SYSTEMS; do
-    log "$system: timing ($WARMUP warm-ups, $RUNS runs per query and range; others paused)"
-    only "$system"
-    if ! "$LOADGEN_BIN" query --url "${BASE_URL[$system]}" --system "$system" "${common[@]}" \
-        --warmup "$WARMUP" --runs "$RUNS" --summary "$WORK/time-$system.json" \
-        >"$WORK/time-$system.tsv"; then
-        FAILED+=("$system: a query failed")
-    fi
-    while IFS=$'\t' read -r q r p50 p99; do
-        P50["$system|$q|$r"]=$p50
-        P99["$system|$q|$r"]=$p99
-    done <"$WORK/time-$system.tsv"
+for i in "${!QUERIES[@]}"; do
+    q=${QUERIES[$i]}
+    for system in $SYSTEMS; do
+        log "$system: timing $q ($WARMUP warm-ups, $RUNS runs per range; others paused)"
+        only "$system"
+        if ! "$LOADGEN_BIN" query --url "${BASE_URL[$system]}" --system "$system" \
+            --end "$END_MS" --step 15s "${ranges[@]}" --query "$q" \
+            --warmup "$WARMUP" --runs "$RUNS" --summary "$WORK/time-$system-$i.json" \
+            >"$WORK/time-$system-$i.tsv"; then
+            FAILED+=("$system: $q failed")
+        fi
+        while IFS=$'\t' read -r tq r p50 p99; do
+            P50["$system|$tq|$r"]=$p50
+            P99["$system|$tq|$r"]=$p99
+        done <"$WORK/time-$system-$i.tsv"
+    done
 done
 resume_all
+# Each system's timings as one summary, as `strata-loadgen query` writes for several queries.
+for system in $SYSTEMS; do
+    files=("$WORK/time-$system-"*.json)
+    [ -s "${files[0]}" ] || continue
+    jq -s '.[0] + {results: [.[].results[]]}' "${files[@]}" >"$WORK/time-$system.json"
+done
 
 # --- report -----------------------------------------------------------------------------------
 
