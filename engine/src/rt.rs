@@ -273,14 +273,36 @@ fn available_cores() -> Vec<usize> {
     }
 }
 
+/// How long a start waits for its port while the port is in use: a process that just exited
+/// on it can hold its listeners for a moment longer while its threads are torn down (seen here
+/// when a restart followed an exit within a few milliseconds).
+const BIND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Binds `addr` alone and returns the address bound (port 0 resolved), retrying for
+/// [`BIND_PATIENCE`] while the port is in use.
+fn probe_bind(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let deadline = std::time::Instant::now() + BIND_PATIENCE;
+    loop {
+        match TcpListener::bind(addr) {
+            Ok(probe) => return probe.local_addr(),
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline =>
+            {
+                // The main thread, before any shard runs.
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Binds `shards` listeners to one address with `SO_REUSEPORT`, so the kernel spreads incoming
 /// connections over the shards. The address is first bound without `SO_REUSEPORT`, which fails if
 /// another process already holds the port (with or without `SO_REUSEPORT`); port 0 is resolved by
 /// the first listener and reused by the others.
 fn bind_shared(addr: SocketAddr, shards: usize) -> io::Result<Vec<TcpListener>> {
-    let probe = TcpListener::bind(addr)?;
-    let addr = probe.local_addr()?;
-    drop(probe);
+    let addr = probe_bind(addr)?;
     let mut out = Vec::with_capacity(shards);
     for _ in 0..shards {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

@@ -13,7 +13,7 @@ use promql_parser::parser::{Expr, MatrixSelector, SubqueryExpr, VectorSelector};
 use strata_storage::labels::Labels;
 use strata_storage::matcher::{MatchType, Matcher};
 
-use super::series::{RangeSeries, Series, Val, filter_labels, is_stale, without_name};
+use super::series::{RangeSeries, Series, Val, any_stale, filter_labels, is_stale, without_name};
 use super::{
     EngineOptions, EvalError, QueryResult, Queryable, SeriesSamples, Value, VectorSample,
     aggregate, binary, functions,
@@ -650,7 +650,7 @@ impl<'a> Ctx<'a> {
             first.saturating_sub(range) + 1,
             last,
             &mut |ctx, labels, samples| {
-                let samples = if samples.iter().any(|p| is_stale(p.1)) {
+                let samples = if any_stale(samples) {
                     fresh.clear();
                     fresh.extend(samples.iter().filter(|p| !is_stale(p.1)));
                     &fresh[..]

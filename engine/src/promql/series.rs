@@ -15,6 +15,17 @@ pub(crate) fn is_stale(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
 
+/// Whether any of the samples is a staleness marker. Blocks of samples are folded without an
+/// early exit, so the compiler vectorises the comparisons (a range selection holds up to tens of
+/// thousands of samples per series, and markers are rare).
+pub(crate) fn any_stale(samples: &[(i64, f64)]) -> bool {
+    samples.chunks(64).any(|block| {
+        block
+            .iter()
+            .fold(false, |any, p| any | (p.1.to_bits() == STALE_NAN_BITS))
+    })
+}
+
 /// One series of an instant vector evaluated over steps.
 #[derive(Clone, Debug)]
 pub(crate) struct Series {
