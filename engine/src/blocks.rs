@@ -196,6 +196,9 @@ pub struct CatalogStats {
     /// `get_range` calls for chunk bytes, and the bytes they returned.
     pub chunk_range_fetches: u64,
     pub chunk_bytes_fetched: u64,
+    /// Blocks whose every chunk CRC was checked in the background (local files only), which
+    /// queries then read without checking.
+    pub blocks_verified: u64,
 }
 
 /// Counters shared by a catalog and its loading futures.
@@ -206,6 +209,7 @@ pub(crate) struct Counters {
     index_fetches: Cell<u64>,
     chunk_range_fetches: Cell<u64>,
     chunk_bytes_fetched: Cell<u64>,
+    blocks_verified: Cell<u64>,
 }
 
 fn bump(c: &Cell<u64>, n: u64) {
@@ -312,6 +316,7 @@ impl BlockCatalog {
             index_fetches: c.index_fetches.get(),
             chunk_range_fetches: c.chunk_range_fetches.get(),
             chunk_bytes_fetched: c.chunk_bytes_fetched.get(),
+            blocks_verified: c.blocks_verified.get(),
         }
     }
 

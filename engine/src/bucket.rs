@@ -203,6 +203,20 @@ impl Bucket {
         self.part_size
     }
 
+    /// Whether large range reads map local files (the filesystem backend), so that reading a
+    /// whole object costs no copy and no request.
+    pub(crate) fn maps_files(&self) -> bool {
+        self.local.is_some()
+    }
+
+    /// Runs blocking `f` (CPU-heavy work on fetched bytes) on the bridge's blocking pool.
+    pub(crate) async fn run_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        self.bridge.blocking(f).await
+    }
+
     /// The underlying store. Calling it directly needs a tokio context; prefer the methods here.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

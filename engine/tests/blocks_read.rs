@@ -306,6 +306,62 @@ fn local_blocks_answer_by_matchers_and_time() {
     assert!(s.local_syncs > 0 && s.bucket_syncs == 0);
 }
 
+/// Waits up to 5 s for the catalog to have checked a block's chunks; returns how many it has.
+async fn blocks_verified(catalog: &BlockCatalog) -> u64 {
+    for _ in 0..500 {
+        if catalog.stats().blocks_verified > 0 {
+            break;
+        }
+        compio::time::sleep(Duration::from_millis(10)).await;
+    }
+    catalog.stats().blocks_verified
+}
+
+#[test]
+fn local_chunks_are_checked_once_and_a_damaged_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = series_data(&["api"], 10, 0, 2 * HOUR);
+    let block = write_block(&dir.path().join(TENANT), ulid(1), &data, 1 << 20);
+    let catalog = local_catalog(dir.path());
+    let t = tenant();
+    on_compio(async {
+        let want = expected(&[&data], &[], 0, 2 * HOUR);
+        let got = catalog.select(&t, &[], 0, 2 * HOUR, None).await.unwrap();
+        assert_same(&got, &want, "before the check");
+        // Opening the block started the check of its chunks; once done, reads skip the CRCs
+        // and answer the same.
+        assert_eq!(blocks_verified(&catalog).await, 1);
+        let got = catalog.select(&t, &[], 0, 2 * HOUR, None).await.unwrap();
+        assert_same(&got, &want, "after the check");
+    });
+
+    // The same block with one bit of a chunk flipped (the first record's data: past the
+    // segment header, its length and its encoding) is never marked checked, and every read of
+    // that chunk fails naming its checksum.
+    let mut bytes = std::fs::read(block.join("chunks/000001")).unwrap();
+    bytes[8 + 3] ^= 0x10;
+    let damaged_dir = tempfile::tempdir().unwrap();
+    let damaged = damaged_dir.path().join(TENANT).join(ulid(1).to_string());
+    std::fs::create_dir_all(damaged.join("chunks")).unwrap();
+    for f in ["index", "meta.json"] {
+        std::fs::copy(block.join(f), damaged.join(f)).unwrap();
+    }
+    std::fs::write(damaged.join("chunks/000001"), &bytes).unwrap();
+    let catalog = local_catalog(damaged_dir.path());
+    on_compio(async {
+        for _ in 0..3 {
+            let err = catalog
+                .select(&t, &[], 0, 2 * HOUR, None)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("checksum"), "{err}");
+            compio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(catalog.stats().blocks_verified, 0);
+    });
+}
+
 #[test]
 fn bucket_blocks_answer_as_local_ones() {
     let dir = tempfile::tempdir().unwrap();

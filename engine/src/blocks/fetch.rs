@@ -11,7 +11,7 @@
 //! XOR chunks hold a few hundred bytes).
 //!
 //! A record is `uvarint len | encoding | data (len bytes) | CRC32C(encoding, data)`; its CRC is
-//! checked before decoding.
+//! checked before decoding, unless the whole block was checked once already (`open.rs`).
 
 use std::ops::Range;
 
@@ -147,11 +147,13 @@ pub(crate) enum Record<'a> {
 }
 
 /// The record at the start of `buf`. `to_segment_end` says whether `buf` runs to the segment's
-/// end (then a record cut short is corrupt, not incomplete).
+/// end (then a record cut short is corrupt, not incomplete); `check_crc` whether to check its
+/// CRC (not when the whole block has been checked already).
 pub(crate) fn parse_record(
     buf: &[u8],
     chunk_ref: u64,
     to_segment_end: bool,
+    check_crc: bool,
 ) -> Result<Record<'_>, ChunkReadError> {
     let truncated = ChunkReadError::Truncated { chunk_ref };
     let (len, n) = uvarint(buf).ok_or(truncated.clone())?;
@@ -175,7 +177,11 @@ pub(crate) fn parse_record(
         buf[total - 2],
         buf[total - 1],
     ]);
-    let computed = chunk_crc32c(encoding, data);
+    let computed = if check_crc {
+        chunk_crc32c(encoding, data)
+    } else {
+        stored
+    };
     if stored != computed {
         return Err(ChunkReadError::Checksum {
             chunk_ref,
@@ -192,7 +198,7 @@ pub(crate) fn parse_record(
 
 /// Decodes an unsigned varint at the start of `b`: its value and length, or `None` when `b` ends
 /// inside it or it overflows 64 bits.
-fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
+pub(crate) fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
     let mut v = 0u64;
     for (i, &byte) in b.iter().enumerate().take(10) {
         let bits = u64::from(byte & 0x7f);
@@ -247,33 +253,41 @@ mod tests {
     #[test]
     fn parses_complete_incomplete_and_corrupt_records() {
         let r = record(ENCODING_XOR, &[0, 1, 2, 3]);
-        assert_eq!(parse_record(&r, 8, false), Ok(Record::Xor(&[0, 1, 2, 3])));
+        assert_eq!(
+            parse_record(&r, 8, false, true),
+            Ok(Record::Xor(&[0, 1, 2, 3]))
+        );
         let mut longer = r.clone();
         longer.extend_from_slice(b"next record");
         assert_eq!(
-            parse_record(&longer, 8, true),
+            parse_record(&longer, 8, true, true),
             Ok(Record::Xor(&[0, 1, 2, 3]))
         );
         assert_eq!(
-            parse_record(&r[..5], 8, false),
+            parse_record(&r[..5], 8, false, true),
             Ok(Record::Incomplete { len: 10 })
         );
         assert_eq!(
-            parse_record(&r[..5], 8, true),
+            parse_record(&r[..5], 8, true, true),
             Err(ChunkReadError::Truncated { chunk_ref: 8 })
         );
         let mut bad = r.clone();
         bad[3] ^= 1;
         assert!(matches!(
-            parse_record(&bad, 8, false),
+            parse_record(&bad, 8, false, true),
             Err(ChunkReadError::Checksum { .. })
         ));
+        // A block checked whole skips the CRC.
         assert_eq!(
-            parse_record(&record(2, &[9]), 8, false),
+            parse_record(&bad, 8, false, false),
+            Ok(Record::Xor(&[0, 0, 2, 3]))
+        );
+        assert_eq!(
+            parse_record(&record(2, &[9]), 8, false, true),
             Ok(Record::Other(2))
         );
         assert_eq!(
-            parse_record(&[0xff; 11], 8, false),
+            parse_record(&[0xff; 11], 8, false, true),
             Err(ChunkReadError::Truncated { chunk_ref: 8 })
         );
     }

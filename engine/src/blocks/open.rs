@@ -4,16 +4,18 @@
 //! Concurrent queries that need the same unopened block await one shared load; a failed load is
 //! forgotten, so the next query tries again.
 
-use std::rc::Rc;
+use std::cell::Cell;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{LocalBoxFuture, Shared};
 use strata_storage::block::IndexReader;
+use strata_storage::block::chunks::SEGMENT_HEADER_LEN;
 
 use super::discovery::{BlockId, BlockSlot};
-use super::{BlocksError, Counters, bump};
+use super::{BlocksError, Counters, bump, fetch};
 use crate::bucket::{Bucket, BucketError};
 
 /// What a load yields; the error is shared by every query that awaited it.
@@ -34,6 +36,9 @@ pub(crate) struct OpenBlock {
     pub(crate) index: IndexReader<Bytes>,
     /// The segment files in order (`000001` first): a chunk ref's upper 32 bits index this.
     pub(crate) segments: Vec<Segment>,
+    /// Whether every chunk record's CRC has been checked (see [`verify_chunks`]): queries then
+    /// skip the check; until then, each chunk read is checked.
+    pub(crate) verified: Cell<bool>,
 }
 
 impl BlockSlot {
@@ -109,8 +114,74 @@ async fn load(args: LoadArgs, counters: Rc<Counters>) -> OpenResult {
         })
         .collect();
     numbered.sort_unstable_by_key(|(n, _)| *n);
-    Ok(Rc::new(OpenBlock {
+    let block = Rc::new(OpenBlock {
         index,
         segments: numbered.into_iter().map(|(_, s)| s).collect(),
-    }))
+        verified: Cell::new(false),
+    });
+    if bucket.maps_files() {
+        let segments = block.segments.clone();
+        compio::runtime::spawn(verify_chunks(
+            bucket,
+            segments,
+            Rc::downgrade(&block),
+            counters,
+        ))
+        .detach();
+    }
+    Ok(block)
+}
+
+/// Checks the CRC of every chunk record of a block on the local filesystem, once, in the
+/// background, and marks the block verified when all are intact and the records fill every
+/// segment exactly. Blocks are immutable, so queries can then skip the check that otherwise
+/// costs each of them 4-7% of its CPU (the records are read through the files' mappings on the
+/// bucket's blocking pool; nothing here runs on the shard's thread but the bookkeeping). On a
+/// remote store this would download the whole block, so there every read keeps checking.
+async fn verify_chunks(
+    bucket: Bucket,
+    segments: Vec<Segment>,
+    block: Weak<OpenBlock>,
+    counters: Rc<Counters>,
+) {
+    for seg in segments {
+        let Ok(bytes) = bucket.get_range(&seg.path, 0..seg.size).await else {
+            return;
+        };
+        let intact = bucket.run_blocking(move || records_intact(&bytes)).await;
+        if block.strong_count() == 0 || !matches!(intact, Ok(true)) {
+            return;
+        }
+    }
+    if let Some(block) = block.upgrade() {
+        block.verified.set(true);
+        bump(&counters.blocks_verified, 1);
+    }
+}
+
+/// Whether `segment` (a whole chunk segment file) is its header followed by records whose CRCs
+/// all match, ending exactly at its end.
+fn records_intact(segment: &[u8]) -> bool {
+    let mut off = SEGMENT_HEADER_LEN;
+    if segment.len() < off {
+        return false;
+    }
+    while off < segment.len() {
+        let rest = &segment[off..];
+        let Some((len, n)) = fetch::uvarint(rest) else {
+            return false;
+        };
+        let Some(total) = usize::try_from(len)
+            .ok()
+            .and_then(|len| len.checked_add(n + 1 + 4))
+            .filter(|&t| t <= rest.len())
+        else {
+            return false;
+        };
+        if fetch::parse_record(&rest[..total], off as u64, true, true).is_err() {
+            return false;
+        }
+        off += total;
+    }
+    true
 }

@@ -229,7 +229,7 @@ pub(super) async fn select_chunks(
                             &catalog.counters,
                         )
                         .await?;
-                        match fetch::parse_record(&whole, n.chunk_ref, true)
+                        match fetch::parse_record(&whole, n.chunk_ref, true, true)
                             .map_err(|e| slot.id.chunk_err(e))?
                         {
                             Record::Xor(data) => Some(whole.slice_ref(data)),
@@ -294,8 +294,8 @@ impl<'a> Chunks<'a> {
         let rel = (offset - p.range.start) as usize;
         let bytes: &'a [u8] = buf.get(rel..).ok_or_else(truncated)?;
         let to_end = self.block.segments[segment as usize].size <= p.range.start + buf.len() as u64;
-        let record =
-            fetch::parse_record(bytes, chunk_ref, to_end).map_err(|e| self.id.chunk_err(e))?;
+        let record = fetch::parse_record(bytes, chunk_ref, to_end, !self.block.verified.get())
+            .map_err(|e| self.id.chunk_err(e))?;
         Ok((record, buf))
     }
 }
