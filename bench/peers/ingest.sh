@@ -18,6 +18,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=bench/peers/lib.sh
+. "$ROOT/bench/peers/lib.sh"
 STRATA_CONFIG=${STRATA_CONFIG:-$ROOT/bench/peers/strata-bench.yaml}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 
@@ -36,12 +38,6 @@ KEEP=${KEEP:-0}
 PROMETHEUS_PORT=${PROMETHEUS_PORT:-19090}
 VM_PORT=${VM_PORT:-18428}
 
-log() { printf 'ingest.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) HOSTS=100 ROUNDS=5 ;;
@@ -56,7 +52,7 @@ while [ $# -gt 0 ]; do
     --no-install) INSTALL=0 ;;
     --keep) KEEP=1 ;;
     -h | --help)
-        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        usage
         exit 0
         ;;
     *) die "unknown argument $1 (see --help)" ;;
@@ -75,8 +71,6 @@ has_system() { case " $SYSTEMS " in *" $1 "*) return 0 ;; *) return 1 ;; esac }
 # --- binaries ---------------------------------------------------------------------------------
 
 # The path of a package's binary: on PATH, else from the package's file list.
-# shellcheck source=bench/peers/lib.sh
-. "$ROOT/bench/peers/lib.sh"
 
 install_peers
 if has_system prometheus; then

@@ -1,12 +1,32 @@
 #!/usr/bin/env bash
-# Functions shared by the peer benchmarks (ingest.sh, query.sh, run.sh). Sourced, not run. The
-# caller defines log, die, has_system (which systems take part) and INSTALL (1: apt-get what is
-# missing). The server functions (start_server and the ones after it) run several systems at once;
-# they use the caller's WORK, SYSTEMS, READY_TIMEOUT, COMPACT_TIMEOUT, PROMETHEUS_PORT, VM_PORT,
-# STRATA_PORT, STRATA_CONFIG, *_BIN, and the associative arrays PID PORT BASE_URL PUSH_URL
-# VERSION, which the caller declares (`declare -A PID PORT BASE_URL PUSH_URL VERSION`), and
-# PROMETHEUS_EXTRA_ARGS (an array, may be unset). A data directory put in place before
-# start_server (`$WORK/<system>/data`) is kept.
+# Functions shared by the peer benchmarks (ingest.sh, query.sh, run.sh). Sourced, not run, right
+# after the caller sets ROOT; it defines nothing but the queries below and functions. The caller
+# defines has_system (which systems take part) and INSTALL (1: apt-get what is missing) before
+# calling install_peers. The server functions (start_server and the ones after it) run several
+# systems at once; they use the caller's WORK, SYSTEMS, READY_TIMEOUT, COMPACT_TIMEOUT,
+# PROMETHEUS_PORT, VM_PORT, STRATA_PORT, STRATA_CONFIG, *_BIN, and the associative arrays PID PORT
+# BASE_URL PUSH_URL VERSION, which the caller declares (`declare -A PID PORT BASE_URL PUSH_URL
+# VERSION`), and PROMETHEUS_EXTRA_ARGS (an array, may be unset). A data directory put in place
+# before start_server (`$WORK/<system>/data`) is kept.
+
+# The query benchmarks' queries (query.sh, run.sh), and their names in run.sh's report.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+QUERY_NAMES=(sum_rate sum_by_instance histogram_quantile topk)
+# shellcheck disable=SC2034
+QUERIES=(
+    'sum(rate(node_cpu_seconds_total[5m]))'
+    'sum by (instance)(rate(node_cpu_seconds_total[5m]))'
+    'histogram_quantile(0.9, sum by (le)(rate(http_request_duration_seconds_bucket[5m])))'
+    'topk(5, rate(node_network_receive_bytes_total[5m]))'
+)
+
+log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+# The script's header comment, from its second line to `set -euo`, as its --help.
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 package_bin() { # package name...
     local pkg=$1 name

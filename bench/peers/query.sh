@@ -28,6 +28,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=bench/peers/lib.sh
+. "$ROOT/bench/peers/lib.sh"
 STRATA_CONFIG="$ROOT/bench/peers/strata-bench.yaml"
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 
@@ -46,19 +48,6 @@ PROMETHEUS_PORT=${PROMETHEUS_PORT:-19090}
 VM_PORT=${VM_PORT:-18428}
 SYSTEMS="strata prometheus victoria-metrics"
 
-QUERIES=(
-    'sum(rate(node_cpu_seconds_total[5m]))'
-    'sum by (instance)(rate(node_cpu_seconds_total[5m]))'
-    'histogram_quantile(0.9, sum by (le)(rate(http_request_duration_seconds_bucket[5m])))'
-    'topk(5, rate(node_network_receive_bytes_total[5m]))'
-)
-
-log() { printf 'query.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) HOSTS=10 HOURS=6 RANGES="1h 6h" ;;
@@ -71,7 +60,7 @@ while [ $# -gt 0 ]; do
     --no-install) INSTALL=0 ;;
     --keep) KEEP=1 ;;
     -h | --help)
-        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        usage
         exit 0
         ;;
     *) die "unknown argument $1 (see --help)" ;;
@@ -85,8 +74,6 @@ ROUNDS=$((HOURS * 240 + 40))
 
 # Every system runs in this script.
 has_system() { return 0; }
-# shellcheck source=bench/peers/lib.sh
-. "$ROOT/bench/peers/lib.sh"
 
 install_peers
 PROMETHEUS_BIN=${PROMETHEUS_BIN:-$(package_bin prometheus prometheus)} || die "no prometheus binary"

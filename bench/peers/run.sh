@@ -33,6 +33,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=bench/peers/lib.sh
+. "$ROOT/bench/peers/lib.sh"
 STRATA_CONFIG=${STRATA_CONFIG:-$ROOT/bench/peers/strata-bench.yaml}
 COMMAND="bench/peers/run.sh $*"
 
@@ -57,21 +59,6 @@ PROMETHEUS_PORT=${PROMETHEUS_PORT:-19090}
 VM_PORT=${VM_PORT:-18428}
 SYSTEMS="strata prometheus victoria-metrics"
 
-# Names are the report's keys; the expressions are the query benchmark's (bench/peers/query.sh).
-QUERY_NAMES=(sum_rate sum_by_instance histogram_quantile topk)
-QUERIES=(
-    'sum(rate(node_cpu_seconds_total[5m]))'
-    'sum by (instance)(rate(node_cpu_seconds_total[5m]))'
-    'histogram_quantile(0.9, sum by (le)(rate(http_request_duration_seconds_bucket[5m])))'
-    'topk(5, rate(node_network_receive_bytes_total[5m]))'
-)
-
-log() { printf 'run.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick)
@@ -82,7 +69,7 @@ while [ $# -gt 0 ]; do
     --no-install) INSTALL=0 ;;
     --keep) KEEP=1 ;;
     -h | --help)
-        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        usage
         exit 0
         ;;
     *) die "unknown argument $1 (see --help)" ;;
@@ -106,8 +93,6 @@ step_for() { # range
 # --- tools ------------------------------------------------------------------------------------
 
 has_system() { return 0; }
-# shellcheck source=bench/peers/lib.sh
-. "$ROOT/bench/peers/lib.sh"
 
 install_peers
 PROMETHEUS_BIN=${PROMETHEUS_BIN:-$(package_bin prometheus prometheus)} || die "no prometheus binary"
