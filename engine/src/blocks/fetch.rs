@@ -156,11 +156,7 @@ pub(crate) fn parse_record(
     check_crc: bool,
 ) -> Result<Record<'_>, ChunkReadError> {
     let truncated = ChunkReadError::Truncated { chunk_ref };
-    let (len, n) = uvarint(buf).ok_or(truncated.clone())?;
-    let total = (n as u64)
-        .checked_add(len)
-        .and_then(|t| t.checked_add(1 + 4))
-        .ok_or(truncated.clone())?;
+    let (total, n) = record_extent(buf).ok_or(truncated.clone())?;
     if (buf.len() as u64) < total {
         return if to_segment_end {
             Err(truncated)
@@ -196,9 +192,17 @@ pub(crate) fn parse_record(
     }
 }
 
+/// The length of the record at the start of `buf` (length varint, encoding, data and CRC) and
+/// of its varint; `None` when the varint is cut short or the length overflows.
+pub(crate) fn record_extent(buf: &[u8]) -> Option<(u64, usize)> {
+    let (len, n) = uvarint(buf)?;
+    let total = (n as u64).checked_add(len)?.checked_add(1 + 4)?;
+    Some((total, n))
+}
+
 /// Decodes an unsigned varint at the start of `b`: its value and length, or `None` when `b` ends
 /// inside it or it overflows 64 bits.
-pub(crate) fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
+fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
     let mut v = 0u64;
     for (i, &byte) in b.iter().enumerate().take(10) {
         let bits = u64::from(byte & 0x7f);

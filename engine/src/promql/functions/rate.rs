@@ -47,8 +47,8 @@ pub(crate) fn lookup(name: &str) -> Option<WindowFn> {
 /// edges walk forward sample by sample, each carrying the sum of the counter-reset corrections
 /// up to it (the value before every drop), so a window's correction is the difference of the
 /// two: O(1) per step, and bit for bit the sum a prefix array would give. Otherwise the windows
-/// leave most samples out: each window's bounds are found by binary search and it scans its own
-/// samples for resets, so samples between windows cost nothing.
+/// leave most samples out: each window's bounds are found by galloping search from the last ones
+/// and it scans its own samples for resets, so samples between windows are barely touched.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn counter_points(
     samples: &[(i64, f64)],
