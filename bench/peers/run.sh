@@ -17,17 +17,26 @@
 #    first checked equal to Prometheus's (`strata-loadgen query --reference-url`); then each
 #    system is timed alone (the others paused), WARMUP unmeasured runs then RUNS runs, REPS times.
 #    VictoriaMetrics's answers are not checked (its rate() differs from Prometheus's by design).
+#    Then the query mix over the range (`strata-loadgen query-mix`): the four queries as range
+#    queries in equal shares, open loop at one rate for all systems, MIX_LOAD times the rate the
+#    slowest system served them one at a time in the timings just taken (MIX_LOAD / the largest,
+#    over systems, of the mean of its four p50s, at most MIX_MAX_RATE queries/s); each system
+#    alone, MIX_WARMUP seconds of unmeasured queries (at least one) then MIX_DURATION seconds
+#    measured, MIX_CONCURRENCY workers; p50/p90/p99/max from each query's scheduled send time.
 # 5. The report: strata-bench-report (tables with ratios, losses marked, charts).
 #
 # strata runs with its defaults (group-commit WAL) plus the bench settings of
 # bench/peers/strata-bench.yaml (loopback port, no limits in the way of the load).
 #
 # usage: bench/peers/run.sh [--quick] [--no-build] [--no-install] [--keep]
-# --quick: 1,000 series over 1 day, ranges 1h and 24h, one repetition (under 10 minutes on 2 cores,
-# build excluded). Default: 10,000 series over 30 days at 60s, ranges 1h 24h 7d 30d, 3 repetitions.
+# --quick: 1,000 series over 1 day, ranges 1h and 24h, one repetition, mixes of 8s (under 10
+# minutes on 2 cores, build excluded). Default: 10,000 series over 30 days at 60s, ranges 1h 24h 7d
+# 30d, 3 repetitions, mixes of 40s (about 9 minutes of the run).
 # Settings as environment variables: HOSTS DAYS INTERVAL BLOCK_RANGE RANGES REPS RUNS WARMUP
-# INGEST_HOSTS INGEST_ROUNDS PROFILES BUILD=0 INSTALL=0 KEEP=1 READY_TIMEOUT RESULTS_DIR; binaries:
-# LOADGEN_BIN STRATA_BIN REPORT_BIN PROMETHEUS_BIN VM_BIN VMCTL_BIN; ports: PROMETHEUS_PORT VM_PORT.
+# INGEST_HOSTS INGEST_ROUNDS PROFILES BUILD=0 INSTALL=0 KEEP=1 READY_TIMEOUT RESULTS_DIR; the mix:
+# MIX_LOAD (0.5) MIX_MAX_RATE (50) MIX_DURATION and MIX_WARMUP (whole seconds: 40 and 3, quick 8
+# and 2) MIX_CONCURRENCY (8); binaries: LOADGEN_BIN STRATA_BIN REPORT_BIN PROMETHEUS_BIN VM_BIN
+# VMCTL_BIN; ports: PROMETHEUS_PORT VM_PORT.
 # Exits non-zero if a system fails to start or any step fails (the report is still written when
 # the data for it is there).
 set -euo pipefail
@@ -50,6 +59,11 @@ WARMUP=${WARMUP:-2}
 INGEST_HOSTS=${INGEST_HOSTS:-1000}
 INGEST_ROUNDS=${INGEST_ROUNDS:-20}
 PROFILES=${PROFILES:-node k8s}
+MIX_LOAD=${MIX_LOAD:-0.5}
+MIX_MAX_RATE=${MIX_MAX_RATE:-50}
+MIX_DURATION=${MIX_DURATION:-40}
+MIX_WARMUP=${MIX_WARMUP:-3}
+MIX_CONCURRENCY=${MIX_CONCURRENCY:-8}
 BUILD=${BUILD:-1}
 INSTALL=${INSTALL:-1}
 KEEP=${KEEP:-0}
@@ -63,7 +77,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --quick)
         QUICK=1 HOSTS=10 DAYS=1 RANGES="1h 24h" REPS=1 RUNS=5 WARMUP=1
-        INGEST_HOSTS=10 INGEST_ROUNDS=200
+        INGEST_HOSTS=10 INGEST_ROUNDS=200 MIX_DURATION=8 MIX_WARMUP=2
         ;;
     --no-build) BUILD=0 ;;
     --no-install) INSTALL=0 ;;
@@ -88,6 +102,26 @@ step_for() { # range
     30d) echo 1h ;;
     *) echo 5m ;;
     esac
+}
+
+# The query mix's rate over a range, queries/s: MIX_LOAD / the largest, over systems, of the mean
+# of the system's per-query p50s (each the median of its repetitions) in seconds, from the timing
+# files of the range; at most MIX_MAX_RATE, at least 0.01. Fails when there is no timing.
+mix_rate() { # range
+    local files=() s rep
+    for s in $SYSTEMS; do
+        for rep in $(seq 1 "$REPS"); do
+            [ -f "$RAW/time-$s-$1-$rep.json" ] && files+=("$RAW/time-$s-$1-$rep.json")
+        done
+    done
+    [ ${#files[@]} -gt 0 ] || return 1
+    jq -s -e --argjson load "$MIX_LOAD" --argjson most "$MIX_MAX_RATE" '
+        def median: sort | if length % 2 == 1 then .[length / 2 | floor]
+            else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+        group_by(.system)
+        | map([.[].results[]] | group_by(.query) | map(map(.p50_ms) | median) | add / length)
+        | max | select(. != null and . > 0)
+        | [[$load / (. / 1000), $most] | min, 0.01] | max | . * 1000 | round / 1000' "${files[@]}"
 }
 
 # --- tools ------------------------------------------------------------------------------------
@@ -233,6 +267,26 @@ for r in $RANGES; do
             fi
         done
     done
+
+    if ! rate=$(mix_rate "$r"); then
+        FAILED+=("the query mix over $r: no timings to set its rate from")
+        continue
+    fi
+    mix=()
+    for i in "${!QUERIES[@]}"; do
+        mix+=(--mix "name=${QUERY_NAMES[$i]},type=range,range=$r,step=$step,query=${QUERIES[$i]}")
+    done
+    warmup=$(jq -n --argjson rate "$rate" --argjson s "$MIX_WARMUP" '[$rate * $s | ceil, 1] | max')
+    for system in $SYSTEMS; do
+        log "query mix over $r: $system alone, $rate queries/s for ${MIX_DURATION}s" \
+            "after $warmup warm-up queries (others paused)"
+        only "$system"
+        if ! "$LOADGEN_BIN" query-mix --url "${BASE_URL[$system]}" "${mix[@]}" --end "$END_MS" \
+            --rate "$rate" --concurrency "$MIX_CONCURRENCY" --duration "${MIX_DURATION}s" \
+            --warmup "$warmup" --json-out "$RAW/mix-$system-$r.json" >&2; then
+            FAILED+=("$system: the query mix over $r failed")
+        fi
+    done
 done
 resume_all
 
@@ -272,15 +326,28 @@ queries_json=$(for f in "$RAW"/time-*.json; do
          run: {p50_ms: .p50_ms, p99_ms: .p99_ms}}' "$f"
 done | jq -s 'group_by([.name, .range, .system]) | map(.[0] + {runs: map(.run)} | del(.run))')
 
+# Mix rows: one per range and system that has a measured success.
+mix_json=$(for r in $RANGES; do
+    for system in $SYSTEMS; do
+        f="$RAW/mix-$system-$r.json"
+        [ -f "$f" ] && jq -c --arg range "$r" --arg system "$system" \
+            --argjson duration "$MIX_DURATION" 'select(.latency_us.count > 0) |
+            {range: $range, step: "\(.entries[0].step_s)s", rate_qps: .rate,
+             duration_s: $duration, system: $system, queries: .queries, errors: .errors,
+             p50_ms: (.latency_us.p50 / 1000), p90_ms: (.latency_us.p90 / 1000),
+             p99_ms: (.latency_us.p99 / 1000), max_ms: (.latency_us.max / 1000)}' "$f"
+    done
+done | jq -s .)
+
 jq -n --arg started "$STARTED" --arg command "$COMMAND" --argjson quick "$QUICK" \
     --argjson cpus "$(nproc)" \
     --arg cpu_model "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
     --argjson mem "$(awk '/MemTotal/ { printf "%d\n", $2 / 1048576 + 0.5 }' /proc/meminfo)" \
     --arg kernel "$(uname -sr)" --argjson versions "$versions" --argjson ingest "$ingest" \
-    --argjson storage "$storage" --argjson queries "$queries_json" \
+    --argjson storage "$storage" --argjson queries "$queries_json" --argjson mix "$mix_json" \
     '{started: $started, command: $command, quick: ($quick == 1),
       machine: {cpus: $cpus, cpu_model: $cpu_model, mem_gib: $mem, kernel: $kernel},
-      versions: $versions, ingest: $ingest, storage: $storage, queries: $queries,
+      versions: $versions, ingest: $ingest, storage: $storage, queries: $queries, mix: $mix,
       notes: []}' >"$OUT/raw.json"
 # Notes on losses, written by hand after looking at profiles, go into notes.json beside the
 # report and are merged in when present.

@@ -4,7 +4,9 @@
 //!   one group per profile;
 //! - `storage_bytes_per_sample.png`: one bar per system;
 //! - `query_p50_<range>.png` per query range, in the order ranges first appear: one group per
-//!   query.
+//!   query;
+//! - `query_mix.png` when there is a query mix: one group per range and percentile (`24h p50`,
+//!   `24h p99`, ...) in the order ranges first appear.
 //!
 //! File names depend only on the input, so a re-render overwrites the same files.
 
@@ -86,6 +88,26 @@ pub fn plan(cmp: &Comparison) -> Vec<Chart> {
                 title: format!("Queries: p50 latency over {range} (lower is better)"),
                 y_label: P50.label.to_owned(),
                 groups: cases.iter().map(|q| q.name.clone()).collect(),
+                series: series(&per_group),
+                format: P50.format,
+            },
+        });
+    }
+    if !cmp.mix.is_empty() {
+        let per_group: Vec<&Figures> = cmp.mix.iter().flat_map(|m| [&m.p50, &m.p99]).collect();
+        let groups = per_group
+            .iter()
+            .zip(cmp.mix.iter().flat_map(|m| [&m.range, &m.range]))
+            .map(|(f, range)| format!("{range} {}", f.metric.key))
+            .collect();
+        charts.push(Chart {
+            section: Section::Mix,
+            file: "query_mix.png".to_owned(),
+            alt: "query mix p50 and p99 latency per range".to_owned(),
+            spec: BarChart {
+                title: "Query mix: p50 and p99 latency per range (lower is better)".to_owned(),
+                y_label: "latency, ms".to_owned(),
+                groups,
                 series: series(&per_group),
                 format: P50.format,
             },

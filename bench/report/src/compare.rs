@@ -9,13 +9,15 @@
 //! - storage: `"bytes_per_sample <peer>"`, `"bytes_per_sample"`;
 //! - queries: `"<name> <range> <p50|p99> <peer>"`, `"<name> <range> <p50|p99>"`,
 //!   `"<name> <range>"`; an answer not checked equal to Prometheus's:
-//!   `"<name> <range> checked <system>"`, `"<name> <range> checked"`, `"<name> <range>"`.
+//!   `"<name> <range> checked <system>"`, `"<name> <range> checked"`, `"<name> <range>"`;
+//! - mix: `"<range> <p50|p99> <peer>"`, `"<range> <p50|p99>"`, `"<range>"` (the section, `mix`,
+//!   already says it is the mix, so the key starts with the range).
 //!
 //! where `<metric>` is a [`Metric::key`]. Notes that match no loss are kept as other notes, so
 //! nothing the harness wrote is dropped.
 
 use crate::format;
-use crate::schema::{Note, Raw, Section, System};
+use crate::schema::{MixRow, Note, Raw, Section, System};
 use crate::stats::{Better, Spread};
 
 /// A measured quantity: how it is named, written and compared.
@@ -141,6 +143,20 @@ impl QueryCase {
     }
 }
 
+/// The query mix over one range across systems.
+#[derive(Debug, Clone)]
+pub struct MixRange {
+    pub range: String,
+    pub step: String,
+    /// The target rate, the same for every system.
+    pub rate_qps: f64,
+    pub duration_s: Option<f64>,
+    /// One per system, in [`System::ALL`] order.
+    pub rows: Vec<MixRow>,
+    pub p50: Figures,
+    pub p99: Figures,
+}
+
 /// A figure on which a peer beats strata.
 #[derive(Debug, Clone)]
 pub struct Loss {
@@ -168,6 +184,8 @@ pub struct Comparison {
     pub ingest: Vec<IngestProfile>,
     pub storage: Option<Storage>,
     pub queries: Vec<QueryCase>,
+    /// In the order ranges first appear in the input.
+    pub mix: Vec<MixRange>,
     /// In table order.
     pub losses: Vec<Loss>,
     /// How many (figure, peer) pairs had both sides measured.
@@ -182,6 +200,7 @@ impl Comparison {
         let ingest = ingest_profiles(raw);
         let storage = storage(raw);
         let queries = query_cases(raw);
+        let mix = mix_ranges(raw);
         let mut judge = Judge {
             notes: raw.notes.iter().map(|n| (n.clone(), false)).collect(),
             losses: Vec::new(),
@@ -221,10 +240,21 @@ impl Comparison {
                 }
             }
         }
+        for m in &mix {
+            let place = format!("mix over {}", m.range);
+            for figures in [&m.p50, &m.p99] {
+                let keys = [
+                    format!("{} {}", m.range, figures.metric.key),
+                    m.range.clone(),
+                ];
+                judge.losses(Section::Mix, &place, figures, &keys);
+            }
+        }
         Comparison {
             ingest,
             storage,
             queries,
+            mix,
             losses: judge.losses,
             compared: judge.compared,
             unchecked,
@@ -375,6 +405,31 @@ fn query_cases(raw: &Raw) -> Vec<QueryCase> {
         c.checked.sort_by_key(|(s, _)| *s);
     }
     cases
+}
+
+fn mix_ranges(raw: &Raw) -> Vec<MixRange> {
+    let mut ranges: Vec<MixRange> = Vec::new();
+    for row in &raw.mix {
+        let found = ranges.iter().position(|m| m.range == row.range);
+        let i = found.unwrap_or_else(|| {
+            ranges.push(MixRange {
+                range: row.range.clone(),
+                step: row.step.clone(),
+                rate_qps: row.rate_qps,
+                duration_s: row.duration_s,
+                rows: Vec::new(),
+                p50: Figures::new(&P50),
+                p99: Figures::new(&P99),
+            });
+            ranges.len() - 1
+        });
+        let m = &mut ranges[i];
+        m.p50.insert(row.system, Spread::single(row.p50_ms));
+        m.p99.insert(row.system, Spread::single(row.p99_ms));
+        m.rows.push(row.clone());
+        m.rows.sort_by_key(|r| r.system);
+    }
+    ranges
 }
 
 /// `s` as a markdown code span, whatever backticks it holds.

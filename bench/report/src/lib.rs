@@ -25,6 +25,9 @@
 //!   "queries": [{"name": "sum_rate", "query": "sum(rate(node_cpu_seconds_total[5m]))",
 //!                "range": "24h", "step": "60s", "system": "strata", "checked": true,
 //!                "runs": [{"p50_ms": 12.3, "p99_ms": 20.1}]}],
+//!   "mix": [{"range": "24h", "step": "120s", "rate_qps": 4.2, "duration_s": 40,  // optional
+//!            "system": "strata", "queries": 168, "errors": 0,
+//!            "p50_ms": 48.1, "p90_ms": 61.0, "p99_ms": 80.2, "max_ms": 95.3}],
 //!   "notes": [{"section": "queries", "key": "sum_rate 24h", "text": "why strata loses here"}]
 //! }
 //! ```
@@ -32,17 +35,24 @@
 //! - A system is `strata`, `prometheus` or `victoria-metrics`; any subset may be present, and
 //!   each one present needs an entry in `versions`. Other entries there (the load generator, say)
 //!   are shown in the header too.
-//! - `ingest`, `storage` and `queries` may be empty arrays; `notes` is optional.
+//! - `ingest`, `storage` and `queries` may be empty arrays; `mix` and `notes` are optional
+//!   (files written before the harness ran the query mix have no `mix`).
 //! - `runs` are repetitions (at least one): the report shows their median and min–max spread.
 //! - Rows are unique per `(profile, system)`, per `system` in storage and per
 //!   `(name, range, system)` in queries; rows of one `(name, range)` share `query` and `step`;
 //!   in a run, `p99_ms >= p50_ms`.
 //! - `checked`: the system's answer was compared with Prometheus's and found equal.
-//! - A note's `section` is `ingest`, `storage` or `queries`; its `key` names what it explains,
-//!   from general to specific (see [`compare`] for the exact keys):
+//! - `mix`: one row per `(range, system)`, each system serving the benchmark's queries as range
+//!   queries in equal shares, open loop at `rate_qps`; rows of one range share `step`,
+//!   `rate_qps` and `duration_s` (optional: how long queries were sent, warm-up excluded).
+//!   `queries` counts the measured queries sent, `errors` those that failed (a whole number >= 0,
+//!   below `queries`); the latencies are those of the rest, from each query's scheduled send
+//!   time, with `p50_ms <= p90_ms <= p99_ms <= max_ms`. Only p50 and p99 are compared.
+//! - A note's `section` is `ingest`, `storage`, `queries` or `mix`; its `key` names what it
+//!   explains, from general to specific (see [`compare`] for the exact keys):
 //!   `"<profile>"`, `"<profile> <metric>"`, `"bytes_per_sample"`, `"<name> <range>"`,
-//!   `"<name> <range> p99"`, optionally followed by the peer, e.g. `"node cpu_s_per_1m_samples
-//!   prometheus"`.
+//!   `"<name> <range> p99"`, and in `mix` `"<range>"`, `"<range> p99"`; optionally followed by
+//!   the peer, e.g. `"node cpu_s_per_1m_samples prometheus"`, `"30d p50 victoria-metrics"`.
 //!
 //! Invalid input fails with the path of the field at fault, e.g.
 //! `ingest[0].runs[1].samples_per_s: missing`.

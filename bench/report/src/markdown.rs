@@ -24,6 +24,8 @@ pub fn render(raw: &Raw, raw_name: &str, cmp: &Comparison, charts: &[Chart]) -> 
     queries(&mut out, cmp);
     images(&mut out, charts, Section::Queries);
     unchecked(&mut out, cmp);
+    mix(&mut out, cmp);
+    images(&mut out, charts, Section::Mix);
     losses(&mut out, cmp);
     other_notes(&mut out, cmp);
     out
@@ -262,6 +264,70 @@ fn unchecked(out: &mut String, cmp: &Comparison) {
     }
     t.write(out);
     out.push('\n');
+}
+
+fn mix(out: &mut String, cmp: &Comparison) {
+    out.push_str("## Query mix\n\n");
+    if cmp.mix.is_empty() {
+        out.push_str("No query mix in this run.\n\n");
+        return;
+    }
+    out.push_str(
+        "Each system alone serves the benchmark's queries as range queries over the range, in \
+         equal shares, sent open loop at a fixed rate (`strata-loadgen query-mix`) after \
+         unmeasured warm-up queries. The rate is the same for every system over a range. \
+         Latency counts from each query's scheduled send time, so a system that falls behind \
+         shows it as latency rather than as a lower rate. Latencies in milliseconds, of the \
+         queries that succeeded; the ratio columns are peer ÷ strata, so > 1 means strata \
+         answers faster; **bold** marks a loss.\n\n",
+    );
+    for m in &cmp.mix {
+        let length = m.duration_s.map_or_else(String::new, |d| {
+            format!(
+                ", {} s of queries per system",
+                format::trim_zeros(&format::sig(d))
+            )
+        });
+        let _ = writeln!(
+            out,
+            "### Mix over {} (step {}{length})\n",
+            code(&m.range),
+            code(&m.step)
+        );
+        let mut t = Table::new(
+            &[
+                "system",
+                "rate, queries/s",
+                "queries",
+                "p50",
+                "p90",
+                "p99",
+                "max",
+                "p50 ratio",
+                "p99 ratio",
+            ],
+            &[false, true, true, true, true, true, true, true, true],
+        );
+        for row in &m.rows {
+            let mut queries = thousands(row.queries as i64);
+            if row.errors > 0 {
+                let _ = write!(queries, " (**{} failed**)", thousands(row.errors as i64));
+            }
+            t.row(vec![
+                row.system.to_string(),
+                format::trim_zeros(&format::sig(row.rate_qps)),
+                queries,
+                format::sig(row.p50_ms),
+                format::sig(row.p90_ms),
+                format::sig(row.p99_ms),
+                format::sig(row.max_ms),
+                ratio_cell(&m.p50, row.system),
+                ratio_cell(&m.p99, row.system),
+            ]);
+        }
+        t.write(out);
+        out.push('\n');
+    }
 }
 
 fn losses(out: &mut String, cmp: &Comparison) {

@@ -11,7 +11,11 @@
 //! - every `runs` array is non-empty and every measured figure is finite and > 0;
 //! - in a query run, `p99_ms >= p50_ms`;
 //! - rows are unique: `(profile, system)` in `ingest`, `system` in `storage`,
-//!   `(name, range, system)` in `queries`; rows of one `(name, range)` share `query` and `step`.
+//!   `(name, range, system)` in `queries`, `(range, system)` in `mix`; rows of one `(name, range)`
+//!   share `query` and `step`; rows of one range in `mix` share `step`, `rate_qps` and
+//!   `duration_s`;
+//! - in a mix row, `p50_ms <= p90_ms <= p99_ms <= max_ms` and `errors < queries` (the latencies are
+//!   those of the queries that succeeded, so at least one did).
 
 use std::fmt;
 
@@ -55,14 +59,24 @@ pub enum Section {
     Ingest,
     Storage,
     Queries,
+    /// The query mix: the queries sent together, open loop, at one rate per range.
+    Mix,
 }
 
 impl Section {
+    pub const ALL: [Section; 4] = [
+        Section::Ingest,
+        Section::Storage,
+        Section::Queries,
+        Section::Mix,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Section::Ingest => "ingest",
             Section::Storage => "storage",
             Section::Queries => "queries",
+            Section::Mix => "mix",
         }
     }
 }
@@ -79,6 +93,8 @@ pub struct Raw {
     pub ingest: Vec<IngestRow>,
     pub storage: Vec<StorageRow>,
     pub queries: Vec<QueryRow>,
+    /// Empty when the input has no `mix` (files written before the harness ran one).
+    pub mix: Vec<MixRow>,
     pub notes: Vec<Note>,
 }
 
@@ -133,6 +149,28 @@ pub struct QueryRun {
     pub p99_ms: f64,
 }
 
+/// One system serving the query mix over one range, alone: the benchmark's queries as range
+/// queries in equal shares, sent open loop at `rate_qps`. Latencies are those of the queries that
+/// succeeded, counted from each query's scheduled send time.
+#[derive(Debug, Clone)]
+pub struct MixRow {
+    pub range: String,
+    pub step: String,
+    /// The target rate, queries per second; the same for every system over one range.
+    pub rate_qps: f64,
+    /// How long queries were sent for (warm-up excluded), when the harness recorded it.
+    pub duration_s: Option<f64>,
+    pub system: System,
+    /// Measured queries sent, failed ones included.
+    pub queries: u64,
+    /// Measured queries that failed.
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
 /// An explanation attached to the rows of a section whose key it matches (see `compare`).
 #[derive(Debug, Clone)]
 pub struct Note {
@@ -184,6 +222,14 @@ impl Raw {
                 .iter()
                 .map(parse_query)
                 .collect::<Result<_, _>>()?,
+            mix: match root.optional("mix")? {
+                Some(mix) => mix
+                    .items()?
+                    .iter()
+                    .map(parse_mix)
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            },
             notes: match root.optional("notes")? {
                 Some(notes) => notes
                     .items()?
@@ -194,6 +240,7 @@ impl Raw {
             },
         };
         raw.check_unique()?;
+        raw.check_unique_mix()?;
         raw.check_versions()?;
         Ok(raw)
     }
@@ -264,13 +311,62 @@ impl Raw {
         Ok(())
     }
 
+    /// One row per `(range, system)`; the rows of one range share what makes them comparable.
+    fn check_unique_mix(&self) -> Result<(), SchemaError> {
+        for (j, row) in self.mix.iter().enumerate() {
+            if let Some(i) = self.mix[..j]
+                .iter()
+                .position(|r| r.range == row.range && r.system == row.system)
+            {
+                return Err(SchemaError::new(
+                    format!("mix[{j}]"),
+                    format!(
+                        "second row for range {:?} and system {} (first at mix[{i}])",
+                        row.range, row.system
+                    ),
+                ));
+            }
+            let Some((i, first)) = self.mix[..j]
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.range == row.range)
+            else {
+                continue;
+            };
+            let differs = |field: &str, a: String, b: String| {
+                SchemaError::new(
+                    format!("mix[{j}].{field}"),
+                    format!("{b} differs from {a} in mix[{i}], a row of the same range"),
+                )
+            };
+            if first.step != row.step {
+                return Err(differs(
+                    "step",
+                    format!("{:?}", first.step),
+                    format!("{:?}", row.step),
+                ));
+            }
+            if first.rate_qps != row.rate_qps {
+                let (a, b) = (first.rate_qps, row.rate_qps);
+                return Err(differs("rate_qps", a.to_string(), b.to_string()));
+            }
+            if first.duration_s != row.duration_s {
+                let show = |d: Option<f64>| d.map_or_else(|| "none".to_owned(), |d| d.to_string());
+                let (a, b) = (show(first.duration_s), show(row.duration_s));
+                return Err(differs("duration_s", a, b));
+            }
+        }
+        Ok(())
+    }
+
     fn check_versions(&self) -> Result<(), SchemaError> {
         let used = self
             .ingest
             .iter()
             .map(|r| (r.system, "ingest"))
             .chain(self.storage.iter().map(|r| (r.system, "storage")))
-            .chain(self.queries.iter().map(|r| (r.system, "queries")));
+            .chain(self.queries.iter().map(|r| (r.system, "queries")))
+            .chain(self.mix.iter().map(|r| (r.system, "mix")));
         for (system, section) in used {
             if self.version(system).is_none() {
                 return Err(SchemaError::new(
@@ -358,17 +454,59 @@ fn parse_query(node: &Node<'_>) -> Result<QueryRow, SchemaError> {
     })
 }
 
+fn parse_mix(node: &Node<'_>) -> Result<MixRow, SchemaError> {
+    let queries = node.field("queries")?.count()?;
+    let errors_node = node.field("errors")?;
+    let errors = errors_node.whole()?;
+    if errors >= queries {
+        return Err(errors_node.error(format!(
+            "{errors} of {queries} queries failed: no latency was measured"
+        )));
+    }
+    // p50 <= p90 <= p99 <= max.
+    let mut latencies = [0.0; 4];
+    let keys = ["p50_ms", "p90_ms", "p99_ms", "max_ms"];
+    for (k, key) in keys.iter().enumerate() {
+        let field = node.field(key)?;
+        let ms = field.positive()?;
+        if k > 0 && ms < latencies[k - 1] {
+            return Err(SchemaError::new(
+                field.path.clone(),
+                format!("{ms} is below {} {}", keys[k - 1], latencies[k - 1]),
+            ));
+        }
+        latencies[k] = ms;
+    }
+    let [p50_ms, p90_ms, p99_ms, max_ms] = latencies;
+    Ok(MixRow {
+        range: node.field("range")?.string()?,
+        step: node.field("step")?.string()?,
+        rate_qps: node.field("rate_qps")?.positive()?,
+        duration_s: node
+            .optional("duration_s")?
+            .map(|d| d.positive())
+            .transpose()?,
+        system: node.field("system")?.system()?,
+        queries,
+        errors,
+        p50_ms,
+        p90_ms,
+        p99_ms,
+        max_ms,
+    })
+}
+
 fn parse_note(node: &Node<'_>) -> Result<Note, SchemaError> {
     let section = node.field("section")?;
     let name = section.string()?;
     Ok(Note {
-        section: [Section::Ingest, Section::Storage, Section::Queries]
+        section: Section::ALL
             .into_iter()
             .find(|s| s.name() == name)
             .ok_or_else(|| {
                 SchemaError::new(
                     section.path.clone(),
-                    format!("unknown section {name:?} (expected ingest, storage or queries)"),
+                    format!("unknown section {name:?} (expected ingest, storage, queries or mix)"),
                 )
             })?,
         key: node.field("key")?.string()?,
@@ -525,6 +663,21 @@ impl<'a> Node<'a> {
         }
         Ok(x as u64)
     }
+
+    /// A whole number >= 0; written as an integer or as a float with no fraction.
+    fn whole(&self) -> Result<u64, SchemaError> {
+        if let Some(n) = self.value.as_u64() {
+            return Ok(n);
+        }
+        let x = self
+            .value
+            .as_f64()
+            .ok_or_else(|| self.expected("a number"))?;
+        if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= 2f64.powi(53)) {
+            return Err(self.error(format!("must be a whole number >= 0, found {x}")));
+        }
+        Ok(x as u64)
+    }
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -561,9 +714,10 @@ mod tests {
     }
 
     #[test]
-    fn minimal_document_parses_and_notes_are_optional() {
+    fn minimal_document_parses_and_mix_and_notes_are_optional() {
         let raw = Raw::parse(&minimal()).unwrap();
         assert_eq!(raw.ingest[0].active_series, 4_800_000);
+        assert!(raw.mix.is_empty());
         assert!(raw.notes.is_empty());
         assert_eq!(raw.version(System::Strata), Some("abc"));
         assert_eq!(raw.versions[1], ("loadgen".to_owned(), "0.1.0".to_owned()));
