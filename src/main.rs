@@ -20,7 +20,7 @@ use strata_engine::instance::Instance;
 use strata_engine::limits::TenantRegistry;
 use strata_engine::metrics::Metrics;
 use strata_engine::rt::{Driver, Mesh, Runtime, RuntimeOptions};
-use strata_engine::shard::{Shard, ShardMsg, serve_inbox, wal};
+use strata_engine::shard::{Shard, ShardMsg, head_spill, serve_inbox, wal};
 use strata_net::api::upload::{DEFAULT_MAX_FILE_BYTES, Uploads};
 use strata_net::api::{ApiConfig, App};
 use strata_storage::head::HeadOptions;
@@ -194,6 +194,8 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
                 tsdb.wal_group_commit_window,
             ))
             .detach();
+            // Full pages of head chunks go to disk, mapped (tsdb.head_chunks_on_disk).
+            head_spill::start(&shard, &tsdb);
             compio::runtime::spawn(serve_inbox(shard, env.inbox)).detach();
             if env.mesh.id() == 0 {
                 // One shard decides and coordinates the cuts of every tenant's head.

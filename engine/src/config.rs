@@ -70,6 +70,11 @@ pub struct TsdbConfig {
     pub wal_group_commit_window: Duration,
     /// The size at which a WAL segment file is closed and the next one started.
     pub wal_segment_size_bytes: u64,
+    /// Prepare each next WAL segment as a zero-filled file in the background, so that a commit's
+    /// fdatasync need not also commit the file system's journal for a growing file (measured
+    /// 40% faster per fsync on ext4). Turn off on copy-on-write file systems (btrfs, ZFS), where
+    /// overwriting zeros gains nothing.
+    pub wal_preallocate: bool,
     /// Block ranges; the first is the range of the blocks the head cuts (at least 1m; ranges are
     /// aligned to the clock).
     #[serde(with = "duration_list")]
@@ -86,6 +91,11 @@ pub struct TsdbConfig {
     /// How often blocks not yet in the bucket are uploaded (0 disables shipping).
     #[serde(with = "humantime_serde")]
     pub ship_interval: Duration,
+    /// Whether full pages of head chunks are written to `shard-<n>/head_chunks/` under `dir`
+    /// and memory-mapped from there (as Prometheus maps its full head chunks), so that the
+    /// head's closed chunks stay out of anonymous memory. The files are a memory spill, not
+    /// durability: they are deleted at start-up (the WAL replay rebuilds the heads).
+    pub head_chunks_on_disk: bool,
 }
 
 impl Default for TsdbConfig {
@@ -95,11 +105,13 @@ impl Default for TsdbConfig {
             wal_fsync: WalFsync::Group,
             wal_group_commit_window: Duration::from_millis(2),
             wal_segment_size_bytes: 128 << 20,
+            wal_preallocate: true,
             block_ranges_period: vec![Duration::from_hours(2)],
             head_compaction_interval: Duration::from_mins(1),
             head_compaction_idle_timeout: Duration::from_hours(1),
             retention_period: Duration::from_hours(13),
             ship_interval: Duration::from_mins(1),
+            head_chunks_on_disk: true,
         }
     }
 }

@@ -8,6 +8,7 @@ mod handle_cut;
 mod handle_eval;
 mod handle_push;
 mod handle_select;
+pub mod head_spill;
 pub mod wal;
 
 use std::cell::RefCell;
@@ -107,6 +108,9 @@ pub struct Shard {
     /// The tenants' blocks, and the number of shards (pushed-down aggregations read this
     /// shard's partition of them).
     blocks: Option<(Rc<crate::blocks::BlockCatalog>, usize)>,
+    /// Wakes the task that spills full head chunk pages to disk (`head_spill::start`); `None`
+    /// keeps them in memory.
+    spill: Option<head_spill::HeadSpill>,
 }
 
 /// A shard's state, shared between its tasks on its own thread.
@@ -123,6 +127,7 @@ impl Shard {
             wal: None,
             min_valid: HashMap::new(),
             blocks: None,
+            spill: None,
         }
     }
 
@@ -220,7 +225,7 @@ pub async fn serve_inbox(shard: ShardRef, inbox: async_channel::Receiver<ShardMs
             ShardMsg::Shutdown(reply) => {
                 let shard = shard.clone();
                 compio::runtime::spawn(async move {
-                    let res = wal::sync_now(&shard).await.map_err(|e| e.to_string());
+                    let res = wal::close(&shard).await.map_err(|e| e.to_string());
                     let _ = reply.send(res);
                 })
                 .detach();

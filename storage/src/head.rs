@@ -8,7 +8,10 @@
 //! - a hash index from the label-set hash to series refs (`u32`); a hit is always confirmed by
 //!   comparing the label set, so colliding label sets are distinct series;
 //! - [`Postings`]: for every label pair the sorted list of its series;
-//! - a chunk arena: closed chunks' bytes, appended into large pages and borrowed by readers.
+//! - a chunk arena: closed chunks' bytes, appended into large pages and borrowed by readers. A
+//!   full page may leave anonymous memory ([`Head::page_spilled`]): the engine writes it to a
+//!   file and hands back a read-only mapping of it, as Prometheus memory-maps its full head
+//!   chunks.
 //!
 //! Invariants:
 //! - series refs are dense, `0..num_series()`, handed out in creation order; series are never
@@ -26,6 +29,7 @@ mod paged;
 mod postings;
 mod query;
 mod series;
+mod spill;
 mod truncate;
 
 use hashbrown::HashTable;
@@ -39,6 +43,7 @@ use self::paged::{IdArena, PagedVec};
 use self::postings::Postings;
 use self::series::{ClosedChunk, NO_CHUNK, Series};
 
+pub use self::arena::{PageBytes, PageId};
 pub use self::chunks::Chunks;
 
 /// A series' id within its head.
@@ -96,11 +101,16 @@ pub struct HeadMemory {
     pub postings: usize,
     /// Interned strings.
     pub symbols: usize,
-    /// Open chunks' buffers, closed chunks' bytes and their records.
+    /// Open chunks' buffers, closed chunks' bytes in anonymous memory and their records.
     pub chunks: usize,
+    /// Closed chunks' bytes held outside anonymous memory (full pages spilled to mapped files;
+    /// see [`Head::page_spilled`]). Not part of [`Self::total`]: the kernel pages them in on
+    /// reads and may drop them again.
+    pub mapped_chunks: usize,
 }
 
 impl HeadMemory {
+    /// Anonymous memory: every part but [`Self::mapped_chunks`].
     pub fn total(&self) -> usize {
         self.series + self.labels + self.series_index + self.postings + self.symbols + self.chunks
     }
@@ -355,7 +365,8 @@ impl Head {
         self.label_ids.get(s.labels, s.num_labels as usize * 2)
     }
 
-    /// Bytes of memory the head holds (series, postings, symbols, chunks), approximate.
+    /// Bytes of anonymous memory the head holds (series, postings, symbols, chunks),
+    /// approximate; spilled chunk pages are not counted.
     pub fn memory_bytes(&self) -> usize {
         self.memory().total()
     }
@@ -371,6 +382,7 @@ impl Head {
             chunks: self.open_chunk_bytes
                 + self.chunk_bytes.memory_bytes()
                 + self.closed.memory_bytes(),
+            mapped_chunks: self.chunk_bytes.spilled_bytes(),
         }
     }
 }

@@ -114,4 +114,4 @@ pub use reader::{
     Corruption, CorruptionReason, ReadError, ReplayStats, SegmentId, WalReader, replay,
 };
 pub use record::{Decoder, Record, RecordError, Sample, Tombstone};
-pub use writer::{SyncDone, SyncJob, Wal, WalOptions};
+pub use writer::{PREALLOCATED_NAME, PreallocJob, SyncDone, SyncJob, Wal, WalOptions};

@@ -1,5 +1,5 @@
 //! Crash consistency on the fault-injecting file system, over random sequences of appends, syncs,
-//! group commits and segment cuts, with a crash (power loss) at any operation or a failed or torn
+//! group commits, segment cuts and preallocations of the next segment's file, with a crash (power loss) at any operation or a failed or torn
 //! write or fsync, followed by a restart with or without power loss, several times in a row.
 //!
 //! A crash keeps of each unsynced write a prefix, or any subset of its 512-byte or 4 KiB sectors
@@ -30,6 +30,8 @@ enum Op {
     /// A group commit with records logged while it is in flight.
     Commit(Vec<Rec>),
     Cut,
+    /// Prepares the zero-filled file of the next segment (its failure is not the WAL's).
+    Prealloc,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +66,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Sync),
         1 => prop::collection::vec(small_rec(), 0..4).prop_map(Op::Commit),
         1 => Just(Op::Cut),
+        1 => Just(Op::Prealloc),
     ]
 }
 
@@ -165,6 +168,11 @@ fn run_round(fs: &FaultyFs, opts: &WalOptions, round: &Round, b: &mut Bounds) {
                 Op::Cut => {
                     wal.cut_segment();
                 }
+                Op::Prealloc => {
+                    if let Some(job) = wal.start_prealloc() {
+                        let _ = wal.finish_prealloc(job.run().await);
+                    }
+                }
             }
         }
         std::io::Result::Ok(())
@@ -229,6 +237,36 @@ fn a_crash_at_every_operation_of_a_fixed_workload() {
                 },
                 Round {
                     ops: ops[..6].to_vec(),
+                    fault: Fault::None,
+                    power_loss: true,
+                },
+            ];
+            run(seed, 2, [0, 512, 4096][seed as usize], &rounds);
+        }
+    }
+}
+
+#[test]
+fn a_crash_at_every_operation_with_preallocated_segments() {
+    let ops: Vec<Op> = (0..24u32)
+        .map(|i| match i % 6 {
+            0 => Op::Prealloc,
+            1 | 2 => Op::Log(Rec::sized("t", i, (i as usize * 2503) % (2 * PAGE_SIZE))),
+            3 => Op::Commit(vec![Rec::samples("u", &[(i, i.into(), 1.0)])]),
+            4 => Op::Sync,
+            _ => Op::Cut,
+        })
+        .collect();
+    for n in 0..160 {
+        for seed in 0..3 {
+            let rounds = [
+                Round {
+                    ops: ops.clone(),
+                    fault: Fault::CrashAt(n),
+                    power_loss: true,
+                },
+                Round {
+                    ops: ops[..8].to_vec(),
                     fault: Fault::None,
                     power_loss: true,
                 },

@@ -357,3 +357,116 @@ fn a_hole_of_whole_pages_stops_replay_at_the_hole() {
         );
     }
 }
+
+/// A segment made from the preallocated file is the segment's size with zeros after its records;
+/// replay stops at the zeros as at a torn tail and `repair` cuts them; a sealed segment is
+/// trimmed to its records before the next one starts.
+#[test]
+fn preallocated_segments_end_in_zeros_only_while_they_are_last() {
+    use strata_storage::wal::PREALLOCATED_NAME;
+    let fs = FaultyFs::new(0);
+    let size = 4 * PAGE_SIZE as u64;
+    let opts = WalOptions { segment_size: size };
+    let dir = Path::new(DIR);
+    let recs: Vec<Rec> = (0..6)
+        .map(|i| Rec::sized("a", i, 5000 * i as usize + 7))
+        .collect();
+    block_on(async {
+        let mut wal = Wal::open(fs.clone(), DIR, opts.clone()).await.unwrap();
+        let job = wal.start_prealloc().expect("nothing prepared yet");
+        assert!(wal.start_prealloc().is_none(), "one preparation at a time");
+        wal.finish_prealloc(job.run().await).unwrap();
+        assert!(wal.is_preallocated());
+        assert_eq!(
+            fs.read_file(dir.join(PREALLOCATED_NAME)).unwrap(),
+            vec![0; size as usize]
+        );
+        for r in &recs[..3] {
+            log(&mut wal, r);
+        }
+        wal.sync().await.unwrap();
+        assert!(!wal.is_preallocated(), "segment 0 took the prepared file");
+        assert!(fs.read_file(dir.join(PREALLOCATED_NAME)).is_none());
+        let seg0 = fs.read_file(seg_path(0)).unwrap();
+        assert_eq!(seg0.len() as u64, size, "the preallocated length");
+
+        // Live: replay reads the records, then stops at the zeros.
+        let (got, end) = read_all(&fs, dir);
+        assert_eq!(got, recs[..3]);
+        let torn = end.unwrap().torn_tail.expect("zeros after the records");
+        let data_end = seg0.iter().rposition(|&b| b != 0).unwrap() as u64 + 1;
+        assert!(torn.truncate_at >= data_end && torn.truncate_at < data_end + 8);
+
+        // Sealed: trimmed to its records before segment 1 exists.
+        let job = wal.start_prealloc().unwrap();
+        wal.finish_prealloc(job.run().await).unwrap();
+        wal.cut_segment();
+        for r in &recs[3..] {
+            log(&mut wal, r);
+        }
+        wal.sync().await.unwrap();
+        assert_eq!(
+            fs.read_file(seg_path(0)).unwrap().len() as u64,
+            torn.truncate_at
+        );
+        assert_eq!(fs.read_file(seg_path(1)).unwrap().len() as u64, size);
+    });
+
+    // After a crash: everything synced replays, the zeros are cut, and a reopened WAL appends
+    // after them (deleting a leftover prepared file).
+    let fs = fs.restart();
+    let (got, end) = read_all(&fs, dir);
+    assert_eq!(got, recs);
+    let torn = end.unwrap().torn_tail.expect("the last segment's zeros");
+    assert_eq!(torn.segment, SegmentId::Segment(1));
+    block_on(async {
+        repair(&fs, dir, &torn).await.unwrap();
+        let mut wal = Wal::open(fs.clone(), DIR, opts.clone()).await.unwrap();
+        let job = wal.start_prealloc().unwrap();
+        wal.finish_prealloc(job.run().await).unwrap();
+        drop(wal);
+        let mut wal = Wal::open(fs.clone(), DIR, opts).await.unwrap();
+        assert!(
+            fs.read_file(dir.join(PREALLOCATED_NAME)).is_none(),
+            "leftover deleted"
+        );
+        log(&mut wal, &Rec::sized("b", 9, 10));
+        wal.sync().await.unwrap();
+    });
+    let (got, stats) = replay_ok(&fs, dir);
+    assert_eq!(got.len(), recs.len() + 1);
+    assert!(
+        stats.torn_tail.is_none(),
+        "segment 2 was created empty: no zeros"
+    );
+}
+
+/// A segment created empty (no prepared file yet, as right after start-up) is cut as soon as a
+/// prepared file is ready, so the records after go to the prepared file.
+#[test]
+fn a_segment_created_empty_gives_way_to_the_prepared_file() {
+    let fs = FaultyFs::new(0);
+    let size = 8 * PAGE_SIZE as u64;
+    let dir = Path::new(DIR);
+    let recs: Vec<Rec> = (0..4).map(|i| Rec::sized("a", i, 3000)).collect();
+    block_on(async {
+        let mut wal = Wal::open(fs.clone(), DIR, WalOptions { segment_size: size })
+            .await
+            .unwrap();
+        log(&mut wal, &recs[0]);
+        wal.sync().await.unwrap();
+        let job = wal.start_prealloc().unwrap();
+        wal.finish_prealloc(job.run().await).unwrap();
+        assert_eq!(wal.current_segment(), 1, "segment 0 was cut");
+        for r in &recs[1..] {
+            log(&mut wal, r);
+        }
+        wal.sync().await.unwrap();
+        assert!(!wal.is_preallocated());
+        assert_eq!(fs.read_file(seg_path(1)).unwrap().len() as u64, size);
+        let seg0 = fs.read_file(seg_path(0)).unwrap();
+        assert!(seg0.len() < 4000, "segment 0 holds one record");
+    });
+    let (got, _) = read_all(&fs, dir);
+    assert_eq!(got, recs);
+}

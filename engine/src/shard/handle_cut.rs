@@ -102,6 +102,10 @@ impl Shard {
                     th.min_valid_t = th.min_valid_t.max(before);
                     th.head.truncate_before(before)
                 });
+                if dropped > 0 {
+                    // The head's chunks are a new generation: the old one's file can go.
+                    self.wake_head_spill();
+                }
                 let _ = reply.send(dropped);
             }
             CutMsg::Checkpoint { .. } => {

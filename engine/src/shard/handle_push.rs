@@ -217,6 +217,12 @@ impl Shard {
             && let Some(th) = self.tenants.get_mut(&tenant.id)
         {
             th.last_append = std::time::Instant::now();
+            // A page of closed chunks filled: the spill task writes it out and maps it.
+            if let Some(spill) = &self.spill
+                && th.head.has_full_pages()
+            {
+                spill.wake();
+            }
         }
         if let Some(w) = self.wal.as_mut() {
             w.new_series = wal_series;

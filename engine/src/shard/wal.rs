@@ -8,6 +8,11 @@
 //! writes and fsyncs once for all of them. With `relaxed` the push is acknowledged at once and
 //! the same task makes it durable a window later (Prometheus's guarantee).
 //!
+//! The next segment's file is prepared (zero-filled, fsynced) by a task beside the commit task
+//! whenever none is ready (`wal_preallocate`, see `Wal::start_prealloc`): fsyncs of a segment
+//! that does not grow are cheaper. At shutdown the current segment is sealed, which trims its
+//! unused zeros, so only a crash leaves them (replay cuts them off as a torn tail).
+//!
 //! An I/O error fails the WAL for good (a retried fsync may report success over lost pages):
 //! every waiting and later push on the shard answers 500 until the process restarts and replays.
 //!
@@ -42,6 +47,8 @@ use crate::wal_fs::CompioFs;
 pub struct ShardWal {
     wal: Wal<CompioFs>,
     mode: WalFsync,
+    /// Whether next segments are prepared as zero-filled files.
+    preallocate: bool,
     /// Pushes waiting for the fsync that covers their sequence number, oldest first.
     waiters: VecDeque<(u64, oneshot::Sender<bool>)>,
     /// Wakes the commit task (capacity 1: one pending wake-up is enough).
@@ -265,6 +272,7 @@ pub async fn open(
     s.wal = Some(ShardWal {
         wal,
         mode: cfg.wal_fsync,
+        preallocate: cfg.wal_preallocate,
         waiters: VecDeque::new(),
         wake,
         failed: None,
@@ -288,6 +296,7 @@ pub async fn open(
 /// everything logged and acknowledges the pushes it covers. Never holds the shard's borrow
 /// across the I/O, so pushes keep logging meanwhile.
 pub async fn commit_loop(shard: ShardRef, wake: async_channel::Receiver<()>, window: Duration) {
+    preallocate(&shard);
     while wake.recv().await.is_ok() {
         if !window.is_zero() {
             compio::time::sleep(window).await;
@@ -313,6 +322,8 @@ pub async fn commit_loop(shard: ShardRef, wake: async_channel::Receiver<()>, win
                         Ok(durable) => s.wal_acknowledge(durable),
                         Err(e) => s.wal_fail(&e),
                     }
+                    drop(s);
+                    preallocate(&shard);
                 }
                 Ok(None) => {
                     // Nothing buffered: everything logged is durable.
@@ -328,6 +339,46 @@ pub async fn commit_loop(shard: ShardRef, wake: async_channel::Receiver<()>, win
             }
         }
     }
+}
+
+/// Starts preparing the next segment's file in a task of its own, when enabled and the WAL has
+/// none ready or in preparation. A failure is logged once; segments are then created empty.
+fn preallocate(shard: &ShardRef) {
+    let job = {
+        let mut s = shard.borrow_mut();
+        let Some(w) = s
+            .wal
+            .as_mut()
+            .filter(|w| w.preallocate && w.failed.is_none())
+        else {
+            return;
+        };
+        let Some(job) = w.wal.start_prealloc() else {
+            return;
+        };
+        job
+    };
+    let shard = shard.clone();
+    compio::runtime::spawn(async move {
+        let res = job.run().await;
+        let mut s = shard.borrow_mut();
+        let id = s.id;
+        if let Some(w) = s.wal.as_mut()
+            && let Err(e) = w.wal.finish_prealloc(res)
+        {
+            warn!(shard = id, error = %e, "wal: cannot prepare the next segment's file; segments are created empty from now on");
+        }
+    })
+    .detach();
+}
+
+/// Seals the current segment (trimming preallocated zeros) and makes everything logged durable:
+/// the WAL's last act before the process exits.
+pub async fn close(shard: &ShardRef) -> io::Result<()> {
+    if let Some(w) = shard.borrow_mut().wal.as_mut() {
+        w.wal.cut_segment();
+    }
+    sync_now(shard).await
 }
 
 /// A push's result once its commit is known: `durable` false (the WAL failed, or the commit

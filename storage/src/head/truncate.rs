@@ -1,6 +1,11 @@
 //! Releasing what a block now holds: closed chunks entirely before a time are dropped and their
 //! bytes' memory returned, by rebuilding the chunk arena with the chunks that stay.
 //!
+//! The rebuilt arena is a new generation, entirely in anonymous memory: the chunks that stay are
+//! copied out of the old pages (spilled ones included) and spill again as their new pages fill.
+//! Dropping the old arena drops its spilled pages (the engine's mappings of the old generation's
+//! file). Nothing is rebuilt when no chunk is dropped, so spilled pages are not read for nothing.
+//!
 //! Series are kept (with their labels and postings) even when no chunk of theirs remains: their
 //! refs are what the WAL names, and a series usually receives its next sample soon. The open chunk
 //! always stays (a series with samples has one); it is dropped from the next block's cut by its
@@ -15,8 +20,18 @@ impl Head {
     /// Drops every closed chunk whose samples are all before `t` (`max_t < t`) and releases its
     /// memory. Returns how many chunks were dropped.
     pub fn truncate_before(&mut self, t: i64) -> usize {
+        if self.min_t >= t {
+            return 0;
+        }
+        let droppable = (0..self.series.len() as u32).any(|r| {
+            let first = self.series.get(r).first_closed;
+            first != NO_CHUNK && self.closed.get(first).max_t < t
+        });
+        if !droppable {
+            return 0;
+        }
         let mut closed: PagedVec<ClosedChunk> = PagedVec::default();
-        let mut arena = ByteArena::default();
+        let mut arena = ByteArena::with_generation(self.chunk_bytes.generation() + 1);
         let mut dropped = 0;
         for r in 0..self.series.len() as u32 {
             let (mut next, mut first, mut last) =
@@ -45,23 +60,20 @@ impl Head {
             s.first_closed = first;
             s.last_closed = last;
         }
-        if dropped > 0 {
-            self.closed = closed;
-            self.chunk_bytes = arena;
-        }
-        if self.min_t < t {
-            // The oldest sample left is at or after `t`, or in an open chunk that started before.
-            let mut min_t = i64::MAX;
-            for r in 0..self.series.len() as u32 {
-                let s = self.series.get(r);
-                if s.first_closed != NO_CHUNK {
-                    min_t = min_t.min(self.closed.get(s.first_closed).min_t);
-                } else if s.has_samples() {
-                    min_t = min_t.min(s.chunk_min_t);
-                }
+        debug_assert!(dropped > 0);
+        self.closed = closed;
+        self.chunk_bytes = arena;
+        // The oldest sample left is at or after `t`, or in an open chunk that started before.
+        let mut min_t = i64::MAX;
+        for r in 0..self.series.len() as u32 {
+            let s = self.series.get(r);
+            if s.first_closed != NO_CHUNK {
+                min_t = min_t.min(self.closed.get(s.first_closed).min_t);
+            } else if s.has_samples() {
+                min_t = min_t.min(s.chunk_min_t);
             }
-            self.min_t = min_t;
         }
+        self.min_t = min_t;
         dropped
     }
 }

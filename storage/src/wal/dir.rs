@@ -11,6 +11,7 @@ use std::path::Path;
 use super::fs::{WalFile, WalFs};
 use super::reader::{Corruption, SegmentId};
 use super::segment::{self, EntryName};
+use super::writer::PREALLOCATED_NAME;
 
 /// The WAL's entries in a directory, each list sorted.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub(crate) struct Listing {
     pub checkpoints: Vec<u32>,
     /// Checkpoints being written or abandoned (`checkpoint.N.tmp`).
     pub tmp: Vec<u32>,
+    /// A zero-filled file prepared for the next segment ([`PREALLOCATED_NAME`]) is present.
+    pub preallocated: bool,
 }
 
 impl Listing {
@@ -30,7 +33,7 @@ impl Listing {
                 Some(EntryName::Segment(n)) => l.segments.push(n),
                 Some(EntryName::Checkpoint(n)) => l.checkpoints.push(n),
                 Some(EntryName::CheckpointTmp(n)) => l.tmp.push(n),
-                None => {}
+                None => l.preallocated |= name == PREALLOCATED_NAME,
             }
         }
         l.segments.sort_unstable();

@@ -9,6 +9,16 @@
 //!
 //! Sequence numbers: every framed record (tenant declarations included) gets the next number;
 //! after a successful sync every record numbered at most [`Wal::durable_seq`] is durable.
+//!
+//! Preallocation: a [`PreallocJob`] ([`Wal::start_prealloc`]) writes a zero-filled file of a
+//! segment's size ([`PREALLOCATED_NAME`]) and fsyncs it, off the commit path; the next segment
+//! the WAL starts is that file, renamed. Data then overwrites blocks that already exist, so an
+//! fdatasync flushes the data alone instead of also committing the file system's journal for the
+//! size change, as an append must: 145 against 240 us per 8 KiB write + fdatasync on ext4 here
+//! (`PostgreSQL` zero-fills its WAL segments for the same reason). A sealed segment is truncated
+//! to its data and fsynced before the next is created, so only the last segment may end in zeros,
+//! and replay reads zeros where a fragment must start as its torn tail: [`super::repair`] cuts
+//! them off like any torn tail.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,6 +33,30 @@ use super::segment::{self, DEFAULT_SEGMENT_SIZE, PAGE_SIZE};
 
 /// Buffers larger than this are not kept for reuse after a sync (a burst should not pin memory).
 const MAX_SPARE_CAPACITY: usize = 8 << 20;
+
+/// The name of the zero-filled file prepared for the next segment (not a segment's name: readers
+/// ignore it; [`Wal::open`] deletes a leftover).
+pub const PREALLOCATED_NAME: &str = "preallocated";
+/// Zeros a [`PreallocJob`] writes at a time.
+const ZERO_CHUNK: usize = 1 << 20;
+/// A [`PreallocJob`] fsyncs after each this many bytes, so that no single flush holds the disk
+/// for long while the commit path's fsyncs wait behind it.
+const ZERO_SYNC_EVERY: u64 = 8 << 20;
+
+/// Where the file for the next segment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Prealloc {
+    /// None prepared: [`Wal::start_prealloc`] may start one.
+    Absent,
+    /// A [`PreallocJob`] is writing it.
+    Running,
+    /// Ready to become the next segment.
+    Ready,
+    /// Ready, and lent to the sync job in flight, which may use it.
+    Lent,
+    /// A preallocation failed: segments are created empty from now on.
+    Off,
+}
 
 /// How a [`Wal`] cuts segments.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +104,8 @@ struct SegmentWrite {
 struct OpenSegment<T> {
     segment: u32,
     file: T,
+    /// The file's length when it was a preallocated file (zeros past the data), else 0.
+    preallocated: u64,
 }
 
 /// The tenants of a writer: ids are dense, assigned in registration order.
@@ -105,6 +141,9 @@ pub struct Wal<F: WalFs> {
     /// The error that failed the WAL, if any (sticky).
     failed: Option<(io::ErrorKind, String)>,
     spare: Vec<Vec<u8>>,
+    prealloc: Prealloc,
+    /// The newest segment file a sync created, and whether it was the prepared file.
+    created: Option<(u32, bool)>,
 }
 
 impl<F: WalFs> Wal<F> {
@@ -127,6 +166,10 @@ impl<F: WalFs> Wal<F> {
                     .await?;
             }
             fs.sync_dir(dir).await?;
+        }
+        if listing.preallocated {
+            // Possibly half written (the process died while preparing it): prepare a new one.
+            fs.remove_file(&dir.join(PREALLOCATED_NAME)).await?;
         }
         // The last segment may hold bytes that were written but never fsynced (the previous
         // process died first, or its fsync failed) and that replay has just read from the page
@@ -161,6 +204,8 @@ impl<F: WalFs> Wal<F> {
             in_flight: false,
             failed: None,
             spare: Vec::new(),
+            prealloc: Prealloc::Absent,
+            created: None,
         })
     }
 
@@ -358,6 +403,10 @@ impl<F: WalFs> Wal<F> {
             seal: false,
         };
         self.in_flight = true;
+        let preallocated = self.prealloc == Prealloc::Ready;
+        if preallocated {
+            self.prealloc = Prealloc::Lent;
+        }
         Ok(Some(SyncJob {
             fs: self.fs.clone(),
             dir: self.dir.clone(),
@@ -365,6 +414,8 @@ impl<F: WalFs> Wal<F> {
             sealed: std::mem::take(&mut self.sealed),
             tail,
             upto: self.logged,
+            preallocated,
+            preallocated_len: self.opts.segment_size,
         }))
     }
 
@@ -372,12 +423,23 @@ impl<F: WalFs> Wal<F> {
     /// sequence number, or the job's error, which fails the WAL for good.
     pub fn finish_sync(&mut self, done: SyncDone<F>) -> io::Result<u64> {
         self.in_flight = false;
+        if self.prealloc == Prealloc::Lent {
+            self.prealloc = if done.preallocated {
+                Prealloc::Ready
+            } else {
+                Prealloc::Absent
+            };
+        }
         for w in done.sealed.into_iter().chain([done.tail]) {
             self.recycle(w.bytes);
         }
         match done.result {
             Ok(()) => {
+                if let Some(open) = &done.file {
+                    self.created = Some((open.segment, open.preallocated > 0));
+                }
                 self.file = done.file;
+                self.switch_to_prepared();
                 self.durable = self.durable.max(done.upto);
                 Ok(self.durable)
             }
@@ -393,6 +455,52 @@ impl<F: WalFs> Wal<F> {
             bytes.clear();
             self.spare.push(bytes);
         }
+    }
+
+    /// A job that prepares the file of the next segment (see the [module docs](self)), when none
+    /// is prepared or being prepared and the WAL has not failed. Run it beside the commit path;
+    /// give its outcome to [`Self::finish_prealloc`].
+    pub fn start_prealloc(&mut self) -> Option<PreallocJob<F>> {
+        if self.prealloc != Prealloc::Absent || self.failed.is_some() {
+            return None;
+        }
+        self.prealloc = Prealloc::Running;
+        Some(PreallocJob {
+            fs: self.fs.clone(),
+            path: self.dir.join(PREALLOCATED_NAME),
+            len: self.opts.segment_size,
+        })
+    }
+
+    /// Records the outcome of a [`PreallocJob`]. After an error (returned for the caller to
+    /// report) no more preallocation is tried: segments are then created empty, which is only
+    /// slower. A leftover file is deleted by the next [`Self::open`].
+    pub fn finish_prealloc(&mut self, result: io::Result<()>) -> io::Result<()> {
+        match result {
+            Ok(()) => {
+                self.prealloc = Prealloc::Ready;
+                self.switch_to_prepared();
+                Ok(())
+            }
+            Err(e) => {
+                self.prealloc = Prealloc::Off;
+                Err(e)
+            }
+        }
+    }
+
+    /// Cuts the current segment early when its file was created empty and a prepared file is now
+    /// ready (the first segment after start-up, or when preparation fell behind): the records
+    /// after it then go to the prepared file.
+    fn switch_to_prepared(&mut self) {
+        if self.prealloc == Prealloc::Ready && self.created == Some((self.segment, false)) {
+            self.cut_segment();
+        }
+    }
+
+    /// Whether a prepared file waits for the next segment.
+    pub fn is_preallocated(&self) -> bool {
+        matches!(self.prealloc, Prealloc::Ready | Prealloc::Lent)
     }
 
     /// Writes and fsyncs everything buffered: [`Self::start_sync`], [`SyncJob::run`],
@@ -419,6 +527,9 @@ pub struct SyncJob<F: WalFs> {
     sealed: Vec<SegmentWrite>,
     tail: SegmentWrite,
     upto: u64,
+    /// The prepared file may be used for the first segment this job creates.
+    preallocated: bool,
+    preallocated_len: u64,
 }
 
 /// The outcome of a [`SyncJob`], for [`Wal::finish_sync`].
@@ -427,6 +538,8 @@ pub struct SyncDone<F: WalFs> {
     sealed: Vec<SegmentWrite>,
     tail: SegmentWrite,
     upto: u64,
+    /// The prepared file lent to the job is still there (the job created no segment).
+    preallocated: bool,
     result: io::Result<()>,
 }
 
@@ -440,8 +553,11 @@ impl<F: WalFs> SyncJob<F> {
     /// ones as needed; stops at the first error.
     pub async fn run(mut self) -> SyncDone<F> {
         let mut result = Ok(());
+        let mut prealloc = self.preallocated.then_some(self.preallocated_len);
         for w in self.sealed.iter_mut().chain([&mut self.tail]) {
-            if let Err(e) = write_segment(&self.fs, &self.dir, &mut self.file, w).await {
+            if let Err(e) =
+                write_segment(&self.fs, &self.dir, &mut self.file, &mut prealloc, w).await
+            {
                 self.file = None;
                 result = Err(e);
                 break;
@@ -452,28 +568,74 @@ impl<F: WalFs> SyncJob<F> {
             sealed: self.sealed,
             tail: self.tail,
             upto: self.upto,
+            preallocated: prealloc.is_some(),
             result,
         }
     }
 }
 
+/// Writes the zero-filled file for the next segment: see [`Wal::start_prealloc`].
+pub struct PreallocJob<F: WalFs> {
+    fs: F,
+    path: PathBuf,
+    len: u64,
+}
+
+impl<F: WalFs> PreallocJob<F> {
+    /// Creates the file (exclusively), fills it with zeros and fsyncs it.
+    pub async fn run(self) -> io::Result<()> {
+        let mut f = self.fs.create(&self.path).await?;
+        let mut zeros = vec![0; ZERO_CHUNK];
+        let mut pos = 0;
+        while pos < self.len {
+            let n = (self.len - pos).min(ZERO_CHUNK as u64);
+            zeros.truncate(n as usize);
+            let (r, back) = f.write_at(zeros, pos).await;
+            zeros = back;
+            r?;
+            pos += n;
+            if pos % ZERO_SYNC_EVERY == 0 {
+                f.sync_data().await?;
+            }
+        }
+        f.sync_data().await
+    }
+}
+
+/// Writes `w` and fsyncs it. A segment's first bytes create its file: the prepared file renamed
+/// if `prealloc` holds its length (taken then), else a new one.
 async fn write_segment<F: WalFs>(
     fs: &F,
     dir: &Path,
     file: &mut Option<OpenSegment<F::File>>,
+    prealloc: &mut Option<u64>,
     w: &mut SegmentWrite,
 ) -> io::Result<()> {
+    let end = w.offset + w.bytes.len() as u64;
     if !w.bytes.is_empty() {
         let open = match file.take() {
             Some(open) if open.segment == w.segment => open,
             _ => {
                 // A segment's first bytes: create it, and make its name durable before them.
                 let path: PathBuf = dir.join(segment::segment_name(w.segment));
-                let f = fs.create(&path).await?;
+                let renamed = match prealloc.take() {
+                    Some(len) => match fs.rename(&dir.join(PREALLOCATED_NAME), &path).await {
+                        Ok(()) => Some((fs.open(&path).await?, len)),
+                        // Deleted behind our back: only slower.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                        Err(e) => return Err(e),
+                    },
+                    None => None,
+                };
+                let (f, preallocated) = match renamed {
+                    Some(opened) => opened,
+                    None => (fs.create(&path).await?, 0),
+                };
                 fs.sync_dir(dir).await?;
                 OpenSegment {
                     segment: w.segment,
                     file: f,
+                    preallocated,
                 }
             }
         };
@@ -486,8 +648,15 @@ async fn write_segment<F: WalFs>(
         r?;
         open.file.sync_data().await?;
     }
-    if w.seal && file.as_ref().is_some_and(|f| f.segment == w.segment) {
-        *file = None;
+    if w.seal
+        && let Some(open) = file.take_if(|f| f.segment == w.segment)
+    {
+        let mut open = open;
+        if open.preallocated > end {
+            // Only the last segment may end in zeros (see the module docs).
+            open.file.set_len(end).await?;
+            open.file.sync_data().await?;
+        }
     }
     Ok(())
 }
