@@ -166,6 +166,7 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
         let started = started_tx.clone();
         let tsdb = tsdb.clone();
         let registry = registry.clone();
+        let metrics = metrics.clone();
         Box::pin(async move {
             match catalog {
                 Ok(c) => {
@@ -192,6 +193,7 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
                 shard.clone(),
                 wake,
                 tsdb.wal_group_commit_window,
+                metrics,
             ))
             .detach();
             // Full pages of head chunks go to disk, mapped (tsdb.head_chunks_on_disk).

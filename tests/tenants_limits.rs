@@ -239,4 +239,18 @@ fn metrics_endpoint_counts_per_tenant() {
         "{text}"
     );
     assert!(text.contains("strata_ingester_memory_series 5"), "{text}");
+    // The push waited for a WAL commit (group commit is the default): one commit at least.
+    let count = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert!(
+        count("strata_ingester_tsdb_wal_fsync_duration_seconds_count") >= 1,
+        "{text}"
+    );
+    assert!(
+        count("strata_ingester_tsdb_wal_commit_pushes_count") >= 1,
+        "{text}"
+    );
 }

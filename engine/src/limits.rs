@@ -145,6 +145,20 @@ impl TenantShared {
         }
         true
     }
+
+    /// Counts `n` series whatever the limit: series a WAL replay recreates were accepted before.
+    pub fn add_series(&self, n: u64) {
+        self.series.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Gives back `n` series the heads dropped (never below zero).
+    pub fn release_series(&self, n: u64) {
+        let _ = self
+            .series
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                Some(s.saturating_sub(n))
+            });
+    }
 }
 
 /// All tenants' shared state; looked up once per tenant per shard.
@@ -223,5 +237,14 @@ mod tests {
         assert!(t.reserve_series());
         assert!(!t.reserve_series());
         assert_eq!(t.series.load(Ordering::Relaxed), 2);
+        // Dropped series free their places.
+        t.release_series(1);
+        assert!(t.reserve_series());
+        assert!(!t.reserve_series());
+        t.release_series(5);
+        assert_eq!(t.series.load(Ordering::Relaxed), 0);
+        t.add_series(3);
+        assert!(!t.reserve_series());
+        assert_eq!(t.series.load(Ordering::Relaxed), 3);
     }
 }

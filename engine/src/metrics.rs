@@ -7,6 +7,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -48,6 +49,10 @@ pub struct Metrics {
     pub memory_users: Gauge,
     pub head_memory_bytes: Gauge,
     pub shards: Gauge,
+    /// Seconds of each WAL commit's write and fdatasync (per group commit, not per push).
+    pub wal_fsync_seconds: Histogram,
+    /// Pushes (shard parts) each WAL commit acknowledged.
+    pub wal_commit_pushes: Histogram,
 }
 
 impl Metrics {
@@ -64,6 +69,9 @@ impl Metrics {
             memory_users: Gauge::default(),
             head_memory_bytes: Gauge::default(),
             shards: Gauge::default(),
+            // 50 us to 0.4 s.
+            wal_fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 14)),
+            wal_commit_pushes: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             registry: Registry::default(),
         };
         registry.register(
@@ -105,6 +113,16 @@ impl Metrics {
             "ingester_head_memory_bytes",
             "Approximate bytes held by the heads (series, postings, symbols, chunks)",
             m.head_memory_bytes.clone(),
+        );
+        registry.register(
+            "ingester_tsdb_wal_fsync_duration_seconds",
+            "Duration of WAL commits: the write and fdatasync of everything logged since the last",
+            m.wal_fsync_seconds.clone(),
+        );
+        registry.register(
+            "ingester_tsdb_wal_commit_pushes",
+            "Pushes (each shard's part of one) acknowledged by one WAL commit",
+            m.wal_commit_pushes.clone(),
         );
         registry.register(
             "shards",

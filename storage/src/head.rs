@@ -13,9 +13,16 @@
 //!   file and hands back a read-only mapping of it, as Prometheus memory-maps its full head
 //!   chunks.
 //!
+//! Series are garbage-collected ([`Head::gc`], after [`Head::truncate_before`]): a series whose
+//! samples are all in blocks is dropped with its labels, index entries and postings.
+//!
 //! Invariants:
-//! - series refs are dense, `0..num_series()`, handed out in creation order; series are never
-//!   deleted (yet);
+//! - series refs are handed out in creation order, `0..next_ref()`, and never reused: a dropped
+//!   series leaves a tombstone under its ref (whole pages of tombstones are released), so the
+//!   WAL, which names series by ref, never names two series by one ref. A replay recreates each
+//!   series under the ref the WAL names ([`Head::create_with_ref`]);
+//! - `by_hash` and the postings hold exactly the live series; the symbol table and the label id
+//!   arena hold only what live series use (the garbage collection rebuilds them);
 //! - per series, samples are strictly increasing in time; a sample at the newest timestamp with
 //!   identical value bits is accepted as a no-op, anything else at or before it is rejected;
 //! - chunk boundaries depend only on the samples (see [`series`]), so replicas cut identical
@@ -25,6 +32,7 @@
 
 mod arena;
 mod chunks;
+mod gc;
 mod paged;
 mod postings;
 mod query;
@@ -137,6 +145,8 @@ pub struct Head {
     open_chunk_bytes: usize,
     /// Series created but not yet given a sample.
     series_without_samples: usize,
+    /// Live series (refs handed out minus tombstones).
+    live_series: usize,
     min_t: i64,
     max_t: i64,
     /// Scratch for label ids in `create`, kept to avoid an allocation per new series.
@@ -158,6 +168,7 @@ impl Head {
             chunk_bytes: ByteArena::default(),
             open_chunk_bytes: 0,
             series_without_samples: 0,
+            live_series: 0,
             min_t: i64::MAX,
             max_t: i64::MIN,
             scratch: Vec::new(),
@@ -204,7 +215,7 @@ impl Head {
     /// `hash` is the [`crate::labels::LabelHasher`] value of the pairs.
     ///
     /// # Panics
-    /// If the head already holds 2^32 series.
+    /// If the head handed out 2^32 refs (refs of dropped series are not handed out again).
     pub fn create<'a>(
         &mut self,
         hash: u64,
@@ -227,13 +238,43 @@ impl Head {
         self.by_hash
             .insert_unique(hash, r, |&other| series.get(other).hash);
         self.series_without_samples += 1;
+        self.live_series += 1;
         r
+    }
+
+    /// Creates a series under ref `r`, as [`Self::create`] does under the next ref: for a replay,
+    /// which recreates series under the refs the WAL names them by. Refs between the next one and
+    /// `r` are skipped (never handed out). Returns `false`, creating nothing, when `r` was handed
+    /// out already (it names a live series or one dropped) or is `u32::MAX`.
+    pub fn create_with_ref<'a>(
+        &mut self,
+        r: SeriesRef,
+        hash: u64,
+        labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> bool {
+        if r < self.next_ref() || r == SeriesRef::MAX {
+            return false;
+        }
+        self.series.skip_to(r, Series::tombstone);
+        let created = self.create(hash, labels);
+        debug_assert_eq!(created, r);
+        true
+    }
+
+    /// Makes sure ref `r` is never handed out to a new series: the WAL names it (a series since
+    /// dropped). Returns `false` for `u32::MAX`, which is never handed out anyway.
+    pub fn reserve_ref(&mut self, r: SeriesRef) -> bool {
+        if r == SeriesRef::MAX {
+            return false;
+        }
+        self.series.skip_to(r + 1, Series::tombstone);
+        true
     }
 
     /// Appends a sample to series `s`.
     ///
     /// # Panics
-    /// If `s` is not a series of this head.
+    /// If `s` is not a live series of this head.
     pub fn append(&mut self, s: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
         let series = self.series.get_mut(s);
         let v_bits = v.to_bits();
@@ -323,8 +364,36 @@ impl Head {
         &self.opts
     }
 
+    /// Live series (series dropped by [`Self::gc`] are not counted).
     pub fn num_series(&self) -> usize {
-        self.series.len()
+        self.live_series
+    }
+
+    /// One more than the largest ref handed out (or skipped over): every ref of a live series is
+    /// below it, and no new series gets a ref below it.
+    pub fn next_ref(&self) -> SeriesRef {
+        // `PagedVec` holds at most 2^32 elements; only a head that handed out ref u32::MAX has
+        // 2^32, and it can create no more series.
+        SeriesRef::try_from(self.series.len()).unwrap_or(SeriesRef::MAX)
+    }
+
+    /// Whether `r` names a live series.
+    pub fn is_live(&self, r: SeriesRef) -> bool {
+        self.live(r).is_some()
+    }
+
+    /// The refs of the live series, ascending.
+    pub fn series_refs(&self) -> impl Iterator<Item = SeriesRef> + '_ {
+        self.series
+            .iter()
+            .filter(|(_, s)| !s.is_tombstone())
+            .map(|(r, _)| r)
+    }
+
+    /// Series `r`, if live.
+    #[inline]
+    fn live(&self, r: SeriesRef) -> Option<&Series> {
+        self.series.try_get(r).filter(|s| !s.is_tombstone())
     }
 
     /// The oldest sample's timestamp, `i64::MAX` when the head has no samples.
@@ -337,9 +406,10 @@ impl Head {
         self.max_t
     }
 
-    /// The labels of series `s`.
+    /// The labels of series `s`; empty when `s` is not a live series.
     pub fn labels(&self, s: SeriesRef) -> Labels {
-        let mut v = Vec::with_capacity(self.series.get(s).num_labels as usize);
+        let n = self.live(s).map_or(0, |s| s.num_labels as usize);
+        let mut v = Vec::with_capacity(n);
         self.for_each_label(s, |name, value| {
             v.push(Label {
                 name: name.to_owned(),
@@ -349,9 +419,11 @@ impl Head {
         Labels::from_sorted(v)
     }
 
-    /// Calls `f` with each label of series `s`, in label order.
+    /// Calls `f` with each label of series `s`, in label order (never when `s` is not a live
+    /// series).
     pub fn for_each_label(&self, s: SeriesRef, mut f: impl FnMut(&str, &str)) {
-        for pair in self.label_ids(self.series.get(s)).chunks_exact(2) {
+        let Some(series) = self.live(s) else { return };
+        for pair in self.label_ids(series).chunks_exact(2) {
             f(self.symbols.get(pair[0]), self.symbols.get(pair[1]));
         }
     }
@@ -361,7 +433,9 @@ impl Head {
         &self.symbols
     }
 
+    /// The label ids of live series `s`.
     fn label_ids(&self, s: &Series) -> &[u32] {
+        debug_assert!(!s.is_tombstone());
         self.label_ids.get(s.labels, s.num_labels as usize * 2)
     }
 

@@ -1,8 +1,15 @@
 //! A shard's part of cutting a block: reporting its heads' time ranges, handing over one range's
 //! chunks of a tenant, and releasing them once the block is written.
+//!
+//! Releasing `[.., t)` drops the closed chunks before `t`, then the series with no sample at or
+//! after `t` ([`strata_storage::head::Head::gc`]): the cut collected every chunk wholly in its
+//! range, the open one included, and chunks never straddle a range (the heads' chunk range is the
+//! block range), so such a series' samples are all in blocks. The dropped series are given back
+//! to the tenant's series limit, which so counts live series only.
 
 use futures_channel::oneshot;
 use strata_storage::labels::Labels;
+use tracing::info;
 
 use super::Shard;
 use crate::tenant::TenantId;
@@ -37,7 +44,8 @@ pub enum CutMsg {
         maxt: i64,
         reply: oneshot::Sender<Vec<CutSeries>>,
     },
-    /// `[.., before)` is in a block: release it and refuse samples before it.
+    /// `[.., before)` is in a block: release its chunks and the series left without samples,
+    /// and refuse samples before it. Answers the number of chunks dropped.
     Truncate {
         tenant: TenantId,
         before: i64,
@@ -77,7 +85,7 @@ impl Shard {
                 let mut out = Vec::new();
                 if let Some(th) = self.tenants.get(&tenant) {
                     let head = &th.head;
-                    for r in 0..head.num_series() as u32 {
+                    for r in head.series_refs() {
                         let chunks: Vec<(i64, i64, Vec<u8>)> = head
                             .chunks(r, mint, maxt - 1)
                             .filter(|c| c.min_t >= mint && c.max_t < maxt)
@@ -98,9 +106,24 @@ impl Shard {
                 before,
                 reply,
             } => {
+                let id = self.id;
                 let dropped = self.tenants.get_mut(&tenant).map_or(0, |th| {
                     th.min_valid_t = th.min_valid_t.max(before);
-                    th.head.truncate_before(before)
+                    let chunks = th.head.truncate_before(before);
+                    let started = std::time::Instant::now();
+                    let series = th.head.gc(before);
+                    if series > 0 {
+                        th.shared.release_series(series as u64);
+                        info!(
+                            shard = id,
+                            tenant = %tenant,
+                            series,
+                            live = th.head.num_series(),
+                            ms = started.elapsed().as_millis() as u64,
+                            "head series in blocks dropped"
+                        );
+                    }
+                    chunks
                 });
                 if dropped > 0 {
                     // The head's chunks are a new generation: the old one's file can go.

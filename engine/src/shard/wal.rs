@@ -23,10 +23,18 @@
 //! series records, so a checkpoint of the heads' series replaces them and they are deleted. A
 //! segment closed at one cut is, with samples arriving in real time, past the next cut's
 //! boundary: the log holds about two block ranges of samples, as Prometheus's does.
+//!
+//! Series refs: records name series by their head's ref, which is never reused (a series the
+//! head's garbage collection drops leaves its ref unused for good, see `strata_storage::head`).
+//! The replay recreates every series under the ref the log names (`Replayer`), so the refs of
+//! the records written before a restart and after it agree. A checkpoint holds the live series
+//! and, when the newest ref handed out names a dropped series, an entry without labels for it
+//! (which only reserves the ref): a replay then hands out no ref the log still names.
 
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
@@ -40,6 +48,7 @@ use tracing::{error, info, warn};
 use super::{Shard, ShardRef};
 use crate::config::{TsdbConfig, WalFsync};
 use crate::limits::TenantRegistry;
+use crate::metrics::Metrics;
 use crate::tenant::TenantId;
 use crate::wal_fs::CompioFs;
 
@@ -109,6 +118,20 @@ fn truncatable(
         }
     }
     Some(cut)
+}
+
+/// The segments a start-up replayed, as one entry: their samples are no newer than the newest
+/// replayed (`max_t`, per tenant). The entry is under the first of them (the one after the
+/// checkpoint, or 0), so a truncation keeps them all while any of their samples is live; under
+/// the last one, those before it would count as holding no samples, and a checkpoint could delete
+/// them with samples not yet in blocks.
+fn replayed_times(checkpoint: Option<u32>, max_t: HashMap<TenantId, i64>) -> SegmentTimes {
+    let mut times = SegmentTimes::new();
+    if !max_t.is_empty() {
+        let first = checkpoint.map_or(0, |c| c.saturating_add(1));
+        times.push_back((first, max_t));
+    }
+    times
 }
 
 /// Where shard `id` keeps its WAL.
@@ -188,13 +211,17 @@ impl Shard {
         }
     }
 
-    fn wal_acknowledge(&mut self, durable: u64) {
-        let Some(w) = self.wal.as_mut() else { return };
+    /// Answers the pushes `durable` covers; returns how many.
+    fn wal_acknowledge(&mut self, durable: u64) -> usize {
+        let Some(w) = self.wal.as_mut() else { return 0 };
+        let mut n = 0;
         while w.waiters.front().is_some_and(|(seq, _)| *seq <= durable) {
             if let Some((_, tx)) = w.waiters.pop_front() {
                 let _ = tx.send(true);
+                n += 1;
             }
         }
+        n
     }
 }
 
@@ -235,6 +262,18 @@ pub async fn open(
         }
     };
     let (stats, (series, samples, skipped, replayed_max_t)) = stats;
+    // Series the replay left without samples (every sample in blocks, or none was ever taken)
+    // are dropped at once, as a cut would, and given back to their tenants' limits.
+    let dropped = {
+        let mut s = shard.borrow_mut();
+        let mut dropped = 0;
+        for th in s.tenants.values_mut() {
+            let n = th.head.gc(th.min_valid_t);
+            th.shared.release_series(n as u64);
+            dropped += n;
+        }
+        dropped
+    };
     if let Some(torn) = &stats.torn_tail {
         warn!(shard = id, %torn, "wal: torn tail cut off (records after the last complete one were never acknowledged)");
         repair(&StdFs, &dir, torn)
@@ -248,6 +287,7 @@ pub async fn open(
         series,
         samples,
         skipped,
+        dropped,
         ms = started.elapsed().as_millis() as u64,
         "wal replayed"
     );
@@ -261,13 +301,7 @@ pub async fn open(
     .await
     .map_err(|e| format!("cannot open wal {}: {e}", dir.display()))?;
     let (wake, rx) = async_channel::bounded(1);
-    // Every segment replayed, as one: their samples are no newer than the newest replayed.
-    let mut segment_times = VecDeque::new();
-    if let Some(last) = wal.current_segment().checked_sub(1)
-        && !replayed_max_t.is_empty()
-    {
-        segment_times.push_back((last, replayed_max_t));
-    }
+    let segment_times = replayed_times(stats.checkpoint, replayed_max_t);
     let mut s = shard.borrow_mut();
     s.wal = Some(ShardWal {
         wal,
@@ -295,7 +329,12 @@ pub async fn open(
 /// The commit task: on each wake-up, waits `window` for more pushes, then writes and fsyncs
 /// everything logged and acknowledges the pushes it covers. Never holds the shard's borrow
 /// across the I/O, so pushes keep logging meanwhile.
-pub async fn commit_loop(shard: ShardRef, wake: async_channel::Receiver<()>, window: Duration) {
+pub async fn commit_loop(
+    shard: ShardRef,
+    wake: async_channel::Receiver<()>,
+    window: Duration,
+    metrics: Arc<Metrics>,
+) {
     preallocate(&shard);
     while wake.recv().await.is_ok() {
         if !window.is_zero() {
@@ -312,14 +351,21 @@ pub async fn commit_loop(shard: ShardRef, wake: async_channel::Receiver<()>, win
             };
             match job {
                 Ok(Some(job)) => {
+                    let started = Instant::now();
                     let done = job.run().await;
+                    metrics
+                        .wal_fsync_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     let mut s = shard.borrow_mut();
                     let res = match s.wal.as_mut() {
                         Some(w) => w.wal.finish_sync(done),
                         None => return,
                     };
                     match res {
-                        Ok(durable) => s.wal_acknowledge(durable),
+                        Ok(durable) => {
+                            let acked = s.wal_acknowledge(durable);
+                            metrics.wal_commit_pushes.observe(acked as f64);
+                        }
                         Err(e) => s.wal_fail(&e),
                     }
                     drop(s);
@@ -471,14 +517,16 @@ pub async fn checkpoint(shard: &ShardRef, cfg: &TsdbConfig) -> Result<Checkpoint
     let mut cp = Checkpoint::create(CompioFs, &dir, upto, opts)
         .await
         .map_err(io)?;
-    // Series are never dropped from a head, and one created after `cut_segment` above is logged
-    // in a later segment: the series present now are a superset of those the dropped segments
-    // declare. Written in ref order, so a replay recreates the same refs.
+    // The live series: a series created after `cut_segment` above is logged in a later segment,
+    // and one the dropped segments declare that is no longer live was dropped by the heads'
+    // garbage collection (its samples are in blocks; a replay skips samples of refs it does not
+    // know). Written in ref order; the newest ref handed out is always named (a dropped one by an
+    // entry without labels), so a replay never hands out a ref a later segment names.
     let heads: Vec<(TenantId, u32)> = shard
         .borrow()
         .tenants
         .iter()
-        .map(|(t, th)| (t.clone(), th.head.num_series() as u32))
+        .map(|(t, th)| (t.clone(), th.head.next_ref()))
         .collect();
     let mut series = 0u64;
     for (tenant, n) in heads {
@@ -493,15 +541,21 @@ pub async fn checkpoint(shard: &ShardRef, cfg: &TsdbConfig) -> Result<Checkpoint
                 };
                 cp.wal().log_series(cp_tenant, |enc| {
                     for r in from..to {
+                        if !th.head.is_live(r) {
+                            continue;
+                        }
                         let labels = th.head.labels(r);
                         enc.add(
                             r,
                             labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
                         );
+                        series += 1;
+                    }
+                    if to == n && !th.head.is_live(n - 1) {
+                        enc.add(n - 1, std::iter::empty());
                     }
                 });
             }
-            series += u64::from(to - from);
             from = to;
             if cp.wal().buffered_bytes() >= CHECKPOINT_FLUSH_BYTES {
                 cp.wal().sync().await.map_err(io)?;
@@ -535,11 +589,13 @@ struct Replayer<'s> {
     registry: &'s TenantRegistry,
     /// WAL tenant id → tenant (the latest declaration wins: ids are per segment).
     tenants: HashMap<u32, TenantId>,
-    /// Per tenant: WAL series ref → head series ref.
+    /// Per tenant: WAL series ref → head series ref (the same ref, unless the labels are live
+    /// under another one).
     refs: HashMap<TenantId, HashMap<SeriesRef, SeriesRef>>,
     series: u64,
     samples: u64,
-    /// Samples the head refused (out of order, duplicate) or of series never declared.
+    /// Samples the head refused (out of order, duplicate, in blocks) or of series never declared
+    /// or dropped.
     skipped: u64,
     /// Per tenant, the newest sample time read (kept or not).
     max_t: HashMap<TenantId, i64>,
@@ -578,22 +634,40 @@ impl<'s> Replayer<'s> {
                 let th = self.shard.tenant_head(&shared);
                 let refs = self.refs.entry(tid).or_default();
                 for e in series.iter() {
+                    let r = e.series;
+                    if e.num_labels() == 0 {
+                        // A checkpoint's mark: `r` was handed out, to a series since dropped.
+                        th.head.reserve_ref(r);
+                        refs.remove(&r);
+                        continue;
+                    }
                     let mut h = LabelHasher::new();
                     for (n, v) in e.labels() {
                         h.add(n.as_bytes(), v.as_bytes());
                     }
                     let hash = h.finish();
                     let labels = e.labels().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
-                    let r = if let Some(r) = th.head.lookup(hash, labels) {
-                        r
-                    } else {
+                    let target = if let Some(live) = th.head.lookup(hash, labels) {
+                        // Named before (a checkpoint and a later segment), or, under another
+                        // ref, a series dropped and pushed again: the same labels, the same
+                        // series either way.
+                        th.head.reserve_ref(r);
+                        Some(live)
+                    } else if th.head.create_with_ref(r, hash, e.labels()) {
                         // Counted against the tenant's limit as the push did; a restart does
                         // not refuse what was accepted before.
-                        let _ = th.shared.reserve_series();
+                        th.shared.add_series(1);
                         self.series += 1;
-                        th.head.create(hash, e.labels())
+                        Some(r)
+                    } else {
+                        // A ref handed out before that names no live series: one dropped
+                        // before the checkpoint was written, whose samples are in blocks.
+                        None
                     };
-                    refs.insert(e.series, r);
+                    match target {
+                        Some(target) => refs.insert(r, target),
+                        None => refs.remove(&r),
+                    };
                 }
             }
             Record::Samples { tenant, samples } => {
@@ -668,5 +742,105 @@ mod tests {
         assert_eq!(truncatable(&t, 0, min_valid), None);
         // No samples at all: everything up to the cut.
         assert_eq!(truncatable(&SegmentTimes::new(), 6, min_valid), Some(6));
+    }
+
+    #[test]
+    fn replayed_segments_are_kept_while_any_of_their_samples_is_live() {
+        let min_valid = |_: &TenantId| Some(100);
+        // Segments 5..=7 replayed after checkpoint 4; 8 written since, cut now.
+        let live: HashMap<TenantId, i64> = [(tenant("a"), 150)].into_iter().collect();
+        let t = replayed_times(Some(4), live);
+        assert_eq!(
+            truncatable(&t, 8, min_valid),
+            Some(4),
+            "nothing past the checkpoint"
+        );
+        let done: HashMap<TenantId, i64> = [(tenant("a"), 99)].into_iter().collect();
+        assert_eq!(
+            truncatable(&replayed_times(Some(4), done), 8, min_valid),
+            Some(8)
+        );
+        let live: HashMap<TenantId, i64> = [(tenant("a"), 100)].into_iter().collect();
+        assert_eq!(truncatable(&replayed_times(None, live), 3, min_valid), None);
+        assert!(replayed_times(None, HashMap::new()).is_empty());
+    }
+
+    /// Applies `recs` (encoded as the WAL writer does) to a fresh shard's heads.
+    fn replay_into(shard: &mut Shard, registry: &TenantRegistry, recs: &[Vec<u8>]) -> (u64, u64) {
+        let mut r = Replayer::new(shard, registry);
+        let mut dec = strata_storage::wal::Decoder::new();
+        for rec in recs {
+            r.apply(dec.decode(rec).expect("decodes"));
+        }
+        (r.samples, r.skipped)
+    }
+
+    fn series_rec(entries: &[(SeriesRef, &[(&str, &str)])]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut enc = strata_storage::wal::record::SeriesEncoder::new(&mut buf, 1);
+        for (r, labels) in entries {
+            enc.add(*r, labels.iter().copied());
+        }
+        buf
+    }
+
+    fn samples_rec(samples: &[(SeriesRef, i64)]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut enc = strata_storage::wal::record::SamplesEncoder::new(&mut buf, 1);
+        for &(r, t) in samples {
+            enc.add(r, t, t as f64);
+        }
+        buf
+    }
+
+    /// A checkpoint written after a garbage collection, then a segment written before it:
+    /// series keep their refs, dropped refs stay unused, and no sample lands on another series.
+    #[test]
+    fn replay_keeps_refs_and_skips_dropped_series() {
+        const A: &[(&str, &str)] = &[("__name__", "a")];
+        const B: &[(&str, &str)] = &[("__name__", "b")];
+        const C: &[(&str, &str)] = &[("__name__", "c")];
+        const D: &[(&str, &str)] = &[("__name__", "d")];
+        const E: &[(&str, &str)] = &[("__name__", "e")];
+        use crate::limits::Limits;
+        use crate::validation::NameValidationScheme;
+        use strata_storage::head::HeadOptions;
+
+        let registry = TenantRegistry::new(
+            Limits::default(),
+            std::sync::Arc::new(crate::metrics::Metrics::new()),
+        );
+        let mut shard = Shard::new(0, HeadOptions::default(), NameValidationScheme::Utf8);
+        let mut tenant_rec = Vec::new();
+        strata_storage::wal::record::encode_tenant(&mut tenant_rec, 1, "t");
+        let recs = [
+            tenant_rec.clone(),
+            // The checkpoint: live series 0 and 5; refs up to 9 were handed out.
+            series_rec(&[(0, A), (5, B), (9, &[])]),
+            tenant_rec,
+            // Segments after it: series 3 and 7 (dropped before the checkpoint), 5 again, 10
+            // (new), and ref 2 naming `b`, live under 5: its samples land on 5's series.
+            series_rec(&[(3, C), (5, B), (10, D), (7, E), (2, B)]),
+            samples_rec(&[(3, 1), (5, 2), (10, 3), (7, 4), (2, 5), (0, 6), (8, 7)]),
+        ];
+        let (samples, skipped) = replay_into(&mut shard, &registry, &recs);
+        assert_eq!((samples, skipped), (4, 3), "3, 7 and 8 name no series");
+        let th = shard.tenants.get(&tenant("t")).expect("a head");
+        let head = &th.head;
+        assert_eq!(head.series_refs().collect::<Vec<_>>(), vec![0, 5, 10]);
+        assert_eq!(head.next_ref(), 11);
+        let got = |r| {
+            let mut out = Vec::new();
+            head.samples(r, i64::MIN, i64::MAX, &mut out);
+            (head.labels(r).to_string(), out)
+        };
+        assert_eq!(got(0), ("a{}".into(), vec![(6, 6.0)]));
+        assert_eq!(got(5), ("b{}".into(), vec![(2, 2.0), (5, 5.0)]));
+        assert_eq!(got(10), ("d{}".into(), vec![(3, 3.0)]));
+        // The tenant's limit counts the live series.
+        assert_eq!(
+            th.shared.series.load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
     }
 }

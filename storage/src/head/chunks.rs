@@ -46,9 +46,17 @@ impl<'a> Iterator for Chunks<'a> {
 
 impl Head {
     /// Chunks of series `s` overlapping `[mint, maxt]`, oldest first (closed chunks, then the
-    /// open one).
+    /// open one); none when `s` is not a live series.
     pub fn chunks(&self, s: SeriesRef, mint: i64, maxt: i64) -> Chunks<'_> {
-        let series = self.series.get(s);
+        let Some(series) = self.live(s) else {
+            return Chunks {
+                head: self,
+                next: NO_CHUNK,
+                open: None,
+                mint,
+                maxt,
+            };
+        };
         let open = series
             .open
             .as_ref()

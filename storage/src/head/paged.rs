@@ -7,6 +7,9 @@
 //!   at most one partly filled page of headroom;
 //! - page 0 grows by doubling up to the page size, so a small head (a small tenant on one shard)
 //!   holds little memory;
+//! - a full page may be released ([`PagedVec::release_pages`]) and a run of whole pages skipped
+//!   over ([`PagedVec::skip_to`]): such a page holds no memory and its elements read as absent
+//!   ([`PagedVec::try_get`]); indexes past it are unchanged;
 //! - an [`IdArena`] slice is contiguous within one page; a slice longer than a page gets a page of
 //!   its own that spans several page slots (the later slots stay empty).
 
@@ -53,9 +56,63 @@ impl<T> PagedVec<T> {
         idx
     }
 
+    /// Element `i`.
+    ///
+    /// # Panics
+    /// If `i` is out of range or its page was released.
     #[inline]
     pub(crate) fn get(&self, i: u32) -> &T {
         &self.pages[(i >> VEC_PAGE_SHIFT) as usize][i as usize & (VEC_PAGE - 1)]
+    }
+
+    /// Element `i`, or `None` when it is out of range or its page was released.
+    #[inline]
+    pub(crate) fn try_get(&self, i: u32) -> Option<&T> {
+        self.pages
+            .get((i >> VEC_PAGE_SHIFT) as usize)?
+            .get(i as usize & (VEC_PAGE - 1))
+    }
+
+    /// Grows the vector to `n` elements (nothing if it holds that many): whole pages in the gap
+    /// are left released (no memory), the others filled with `fill()`.
+    pub(crate) fn skip_to(&mut self, n: u32, mut fill: impl FnMut() -> T) {
+        let n = n as usize;
+        while self.len < n {
+            if self.len.is_multiple_of(VEC_PAGE) && n - self.len >= VEC_PAGE {
+                debug_assert_eq!(self.pages.len(), self.len >> VEC_PAGE_SHIFT);
+                self.pages.push(Vec::new());
+                self.len += VEC_PAGE;
+            } else {
+                self.push(fill());
+            }
+        }
+    }
+
+    /// Releases every full page whose elements are all `dead`; returns how many were released.
+    pub(crate) fn release_pages(&mut self, dead: impl Fn(&T) -> bool) -> usize {
+        let full = self.len >> VEC_PAGE_SHIFT;
+        let mut released = 0;
+        for page in &mut self.pages[..full] {
+            if !page.is_empty() && page.iter().all(&dead) {
+                *page = Vec::new();
+                released += 1;
+            }
+        }
+        released
+    }
+
+    /// The elements present (not in a released page), with their indexes, ascending.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
+        self.pages.iter().enumerate().flat_map(|(p, page)| {
+            page.iter()
+                .enumerate()
+                .map(move |(i, v)| (((p << VEC_PAGE_SHIFT) | i) as u32, v))
+        })
+    }
+
+    /// The elements present, mutably, ascending by index.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> + '_ {
+        self.pages.iter_mut().flatten()
     }
 
     #[inline]
@@ -158,6 +215,36 @@ mod tests {
         assert_eq!(*v.get(5), 99);
         // Page 0 stopped at exactly one page.
         assert!(v.pages.iter().all(|p| p.capacity() == VEC_PAGE));
+    }
+
+    #[test]
+    fn released_and_skipped_pages_read_as_absent() {
+        let mut v = PagedVec::default();
+        for i in 0..(VEC_PAGE * 2 + 3) {
+            v.push(i);
+        }
+        // Only full pages whose elements are all dead go.
+        assert_eq!(v.release_pages(|&x| x < VEC_PAGE + 5), 1);
+        assert_eq!(v.try_get(0), None);
+        assert_eq!(v.try_get(VEC_PAGE as u32), Some(&VEC_PAGE));
+        assert_eq!(v.release_pages(|_| true), 1, "the partial last page stays");
+        assert_eq!(
+            v.try_get(VEC_PAGE as u32 * 2 + 2),
+            Some(&(VEC_PAGE * 2 + 2))
+        );
+        assert_eq!(v.try_get(VEC_PAGE as u32 * 2 + 3), None, "out of range");
+        // Skipping fills the current page, then leaves whole pages released.
+        v.skip_to(VEC_PAGE as u32 * 5 + 1, || usize::MAX);
+        assert_eq!(v.len(), VEC_PAGE * 5 + 1);
+        assert_eq!(v.try_get(VEC_PAGE as u32 * 3 - 1), Some(&usize::MAX));
+        assert_eq!(v.try_get(VEC_PAGE as u32 * 3), None);
+        assert_eq!(v.try_get(VEC_PAGE as u32 * 5), Some(&usize::MAX));
+        assert_eq!(v.push(7), VEC_PAGE as u32 * 5 + 1);
+        let present: Vec<u32> = v.iter().map(|(i, _)| i).take(2).collect();
+        assert_eq!(present, vec![VEC_PAGE as u32 * 2, VEC_PAGE as u32 * 2 + 1]);
+        assert_eq!(v.iter().count(), VEC_PAGE + 2);
+        v.skip_to(3, || 0);
+        assert_eq!(v.len(), VEC_PAGE * 5 + 2, "never shrinks");
     }
 
     #[test]

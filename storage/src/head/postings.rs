@@ -4,7 +4,8 @@
 //! Invariants:
 //! - a postings list is sorted ascending without duplicates: series refs are handed out in
 //!   increasing order and a series is added once per label, so appending keeps the order;
-//! - every list is non-empty (series are never deleted in the head yet);
+//! - every list is non-empty, and every name has at least one value: the head's garbage
+//!   collection rebuilds the index without the series it drops ([`Postings::retain`]);
 //! - the lists of one name's values are pairwise disjoint (a series has one value per name), so
 //!   their union is a concatenation plus a sort, with no deduplication.
 
@@ -34,6 +35,41 @@ impl Postings {
         let list = &mut self.lists[idx as usize];
         debug_assert!(list.last().is_none_or(|&l| l < s));
         list.push(s);
+    }
+
+    /// Keeps only the series for which `live` holds and renames every label id `id` to
+    /// `remap[id]`; pairs, values and names left without series are removed. Lists that stay are
+    /// filtered in place (no copy); O(postings + pairs).
+    pub(crate) fn retain(&mut self, live: impl Fn(SeriesRef) -> bool, remap: &[u32]) {
+        let Postings {
+            names, mut lists, ..
+        } = std::mem::take(self);
+        for (name, values) in names {
+            let mut kept = Vec::new();
+            for (value, idx) in values {
+                // Each list belongs to exactly one (name, value).
+                let mut list = std::mem::take(&mut lists[idx as usize]);
+                list.retain(|&r| live(r));
+                if list.is_empty() {
+                    continue;
+                }
+                if list.capacity() > 2 * list.len() {
+                    list.shrink_to_fit();
+                }
+                let (n, v) = (remap[name as usize], remap[value as usize]);
+                debug_assert!(
+                    n != u32::MAX && v != u32::MAX,
+                    "a live series' ids are remapped"
+                );
+                let new_idx = u32::try_from(self.lists.len()).expect("fewer pairs than before");
+                self.lists.push(list);
+                self.pairs.insert((n, v), new_idx);
+                kept.push((v, new_idx));
+            }
+            if !kept.is_empty() {
+                self.names.insert(remap[name as usize], kept);
+            }
+        }
     }
 
     /// The series carrying `name=value`, ascending.
@@ -177,5 +213,29 @@ mod tests {
             union_disjoint([&[1u32, 5][..], &[0, 3][..]]),
             vec![0, 1, 3, 5]
         );
+    }
+
+    #[test]
+    fn retain_drops_series_then_empty_values_and_names_and_renames_ids() {
+        let mut p = Postings::default();
+        p.add(1, 2, 0);
+        p.add(1, 3, 1);
+        p.add(1, 2, 2);
+        p.add(4, 5, 2);
+        // Series 2 goes: 1=2 keeps series 0, name 4 goes entirely. Ids 1, 2, 3 become 10, 20, 30.
+        let remap = [u32::MAX, 10, 20, 30, u32::MAX, u32::MAX];
+        p.retain(|r| r != 2, &remap);
+        assert_eq!(p.get(10, 20), &[0]);
+        assert_eq!(p.get(10, 30), &[1]);
+        assert_eq!(p.get(1, 2), &[] as &[u32]);
+        let mut vals: Vec<(u32, Vec<u32>)> = p.values(10).map(|(v, l)| (v, l.to_vec())).collect();
+        vals.sort();
+        assert_eq!(vals, vec![(20, vec![0]), (30, vec![1])]);
+        assert_eq!(p.names().collect::<Vec<_>>(), vec![10]);
+        assert_eq!(p.lists.len(), 2);
+        // Every series going leaves nothing.
+        p.retain(|_| false, &[u32::MAX; 40]);
+        assert_eq!(p.names().count(), 0);
+        assert!(p.lists.is_empty() && p.pairs.is_empty());
     }
 }

@@ -4,8 +4,8 @@
 //! not accept the empty string selects the union of the postings of the values it accepts; one
 //! that accepts the empty string also selects series without the label, so it is evaluated by
 //! subtracting the series whose value it rejects. Positive sets are intersected (smallest first),
-//! negative ones subtracted; with no positive matcher the start is every series (refs are dense,
-//! so "every series" is a range). Then the time range filters and the result is sorted by labels.
+//! negative ones subtracted; with no positive matcher the start is every live series. Then the
+//! time range filters and the result is sorted by labels.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -124,8 +124,7 @@ impl Head {
             }
         }
         let mut refs = if include.is_empty() {
-            let n = SeriesRef::try_from(self.num_series()).unwrap_or(SeriesRef::MAX);
-            (0..n).collect()
+            self.series_refs().collect()
         } else {
             include.sort_unstable_by_key(|l| l.len());
             let mut it = include.into_iter();

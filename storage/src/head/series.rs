@@ -8,7 +8,10 @@
 //! - chunk boundaries depend only on the samples: a chunk is closed when it holds
 //!   `max_samples_per_chunk` samples or the next sample reaches the end of the clock-aligned
 //!   window (`chunk_range_ms`) the chunk started in. Two heads fed the same samples (replicas)
-//!   therefore cut byte-identical chunks.
+//!   therefore cut byte-identical chunks;
+//! - a tombstone ([`Series::tombstone`]) fills the slot of a ref that names no series (dropped by
+//!   the head's garbage collection, or skipped over by a replay): no labels, no chunks, never
+//!   found by a lookup.
 
 use crate::chunkenc::xor::XorEncoder;
 
@@ -19,6 +22,9 @@ pub(crate) const NO_CHUNK: u32 = u32::MAX;
 
 /// Bytes of the sample count at the start of XOR chunk data.
 const CHUNK_HEADER: usize = 2;
+
+/// `num_labels` of a tombstone.
+const TOMBSTONE: u32 = u32::MAX;
 
 #[derive(Debug)]
 pub(crate) struct Series {
@@ -58,6 +64,18 @@ impl Series {
             first_closed: NO_CHUNK,
             last_closed: NO_CHUNK,
         }
+    }
+
+    /// The record of a ref that names no series.
+    pub(crate) fn tombstone() -> Self {
+        Series {
+            num_labels: TOMBSTONE,
+            ..Series::new(0, 0, 0)
+        }
+    }
+
+    pub(crate) fn is_tombstone(&self) -> bool {
+        self.num_labels == TOMBSTONE
     }
 
     pub(crate) fn has_samples(&self) -> bool {

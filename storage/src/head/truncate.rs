@@ -6,10 +6,9 @@
 //! Dropping the old arena drops its spilled pages (the engine's mappings of the old generation's
 //! file). Nothing is rebuilt when no chunk is dropped, so spilled pages are not read for nothing.
 //!
-//! Series are kept (with their labels and postings) even when no chunk of theirs remains: their
-//! refs are what the WAL names, and a series usually receives its next sample soon. The open chunk
-//! always stays (a series with samples has one); it is dropped from the next block's cut by its
-//! time range.
+//! Series stay (with their labels and postings) even when no chunk of theirs remains, and the open
+//! chunk always stays (a series with samples has one), even when all its samples are before the
+//! time: [`Head::gc`], run after a truncation, drops the series whose samples are all before it.
 
 use super::Head;
 use super::arena::ByteArena;
@@ -23,19 +22,18 @@ impl Head {
         if self.min_t >= t {
             return 0;
         }
-        let droppable = (0..self.series.len() as u32).any(|r| {
-            let first = self.series.get(r).first_closed;
-            first != NO_CHUNK && self.closed.get(first).max_t < t
-        });
+        let droppable = self
+            .series
+            .iter()
+            .any(|(_, s)| s.first_closed != NO_CHUNK && self.closed.get(s.first_closed).max_t < t);
         if !droppable {
             return 0;
         }
         let mut closed: PagedVec<ClosedChunk> = PagedVec::default();
         let mut arena = ByteArena::with_generation(self.chunk_bytes.generation() + 1);
         let mut dropped = 0;
-        for r in 0..self.series.len() as u32 {
-            let (mut next, mut first, mut last) =
-                (self.series.get(r).first_closed, NO_CHUNK, NO_CHUNK);
+        for s in self.series.iter_mut() {
+            let (mut next, mut first, mut last) = (s.first_closed, NO_CHUNK, NO_CHUNK);
             while next != NO_CHUNK {
                 let c = *self.closed.get(next);
                 next = c.next;
@@ -56,7 +54,6 @@ impl Head {
                 }
                 last = idx;
             }
-            let s = self.series.get_mut(r);
             s.first_closed = first;
             s.last_closed = last;
         }
@@ -64,17 +61,18 @@ impl Head {
         self.closed = closed;
         self.chunk_bytes = arena;
         // The oldest sample left is at or after `t`, or in an open chunk that started before.
-        let mut min_t = i64::MAX;
-        for r in 0..self.series.len() as u32 {
-            let s = self.series.get(r);
-            if s.first_closed != NO_CHUNK {
-                min_t = min_t.min(self.closed.get(s.first_closed).min_t);
-            } else if s.has_samples() {
-                min_t = min_t.min(s.chunk_min_t);
-            }
-        }
-        self.min_t = min_t;
+        self.min_t = self.oldest_sample();
         dropped
+    }
+
+    /// The first timestamp of the oldest series, `i64::MAX` when no series has samples.
+    pub(crate) fn oldest_sample(&self) -> i64 {
+        self.series
+            .iter()
+            .filter(|(_, s)| s.has_samples())
+            .map(|(_, s)| self.first_t(s))
+            .min()
+            .unwrap_or(i64::MAX)
     }
 }
 
