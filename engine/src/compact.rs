@@ -6,15 +6,13 @@
 //! `block_ranges_period`) is cut once the tenant's newest sample is at least `a + 1.5 R`.
 //! `/ingester/flush` cuts every range now. A cut collects the range's chunks of the tenant from
 //! every shard (chunks never straddle a range: the heads cut chunks at the same aligned
-//! windows), writes one block of them on a thread of its own (sorted series, `std::fs`), then has
-//! every shard release the range and refuse samples before its end (out of bounds). Then the
-//! shipper uploads every block of the tenant not yet in the bucket.
+//! windows; from the collection on, a shard refuses samples before the range's end as out of
+//! bounds), writes one block of them on a thread of its own (sorted series, `std::fs`), then has
+//! every shard release the range (its chunks, and the series left without samples). Then the
+//! shipper uploads every block of the tenant not yet in the bucket, and every shard truncates
+//! its WAL behind a checkpoint.
 //!
 //! A tenant's head that received no sample for `head_compaction_idle_timeout` is cut whole.
-//!
-//! Not yet: the WAL is not truncated behind a checkpoint after a cut (replay skips samples of
-//! ranges already cut, found from the blocks on disk); series without samples are not dropped
-//! from the heads.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

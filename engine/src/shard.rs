@@ -88,6 +88,12 @@ struct TenantHead {
     /// Samples before this are in blocks already: refused as out of bounds (and skipped at
     /// replay), so no range is cut twice.
     min_valid_t: i64,
+    /// Samples before this are refused as out of bounds too, from the moment a cut collected
+    /// the range ending here (a sample appended between the collection and the truncation
+    /// would be in neither the block nor the head). Not persisted: a restart derives the bound
+    /// from the blocks on disk. A failed cut leaves it raised; the range, due anyway (Prometheus
+    /// refuses samples that old too), is cut again by the next compaction.
+    collected_before: i64,
     /// When a push last appended a sample (for the head-compaction idle timeout).
     last_append: std::time::Instant,
 }
@@ -172,6 +178,7 @@ impl Shard {
                     head,
                     wal_id,
                     min_valid_t: self.min_valid.get(&shared.id).copied().unwrap_or(i64::MIN),
+                    collected_before: i64::MIN,
                     last_append: std::time::Instant::now(),
                 },
             );

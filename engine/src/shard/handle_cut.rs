@@ -83,7 +83,9 @@ impl Shard {
                 reply,
             } => {
                 let mut out = Vec::new();
-                if let Some(th) = self.tenants.get(&tenant) {
+                if let Some(th) = self.tenants.get_mut(&tenant) {
+                    // From now on the range is the block's: see `collected_before`.
+                    th.collected_before = th.collected_before.max(maxt);
                     let head = &th.head;
                     for r in head.series_refs() {
                         let chunks: Vec<(i64, i64, Vec<u8>)> = head
@@ -135,5 +137,93 @@ impl Shard {
                 unreachable!("serve_inbox runs checkpoints as tasks of their own")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use strata_storage::batch::{LabelSpan, Sample, SeriesEntry, WriteBatch};
+    use strata_storage::head::HeadOptions;
+    use strata_storage::labels::LabelHasher;
+
+    use super::*;
+    use crate::limits::{Limits, TenantRegistry};
+    use crate::metrics::Metrics;
+    use crate::shard::handle_push::DiscardReason;
+    use crate::validation::{NameValidationScheme, TimeWindow};
+
+    const RANGE: i64 = 7_200_000;
+
+    /// A one-series batch `up{job="a"}` with samples at `ts`.
+    fn batch(ts: &[i64]) -> WriteBatch {
+        let mut b = WriteBatch::default();
+        let mut hasher = LabelHasher::new();
+        for (n, v) in [("__name__", "up"), ("job", "a")] {
+            hasher.add(n.as_bytes(), v.as_bytes());
+            let at = |s: &str, b: &mut WriteBatch| {
+                let start = b.buf.len() as u32;
+                b.buf.extend_from_slice(s.as_bytes());
+                start
+            };
+            let (name_start, value_start) = (at(n, &mut b), at(v, &mut b));
+            b.labels.push(LabelSpan {
+                name_start,
+                name_len: n.len() as u32,
+                value_start,
+                value_len: v.len() as u32,
+            });
+        }
+        b.len = b.buf.len();
+        b.samples = ts.iter().map(|&t| Sample { t, v: 1.0 }).collect();
+        b.series.push(SeriesEntry {
+            hash: hasher.finish(),
+            labels: 0..2,
+            samples: 0..ts.len() as u32,
+            ..SeriesEntry::default()
+        });
+        b
+    }
+
+    /// A sample pushed after a cut collected its range, before the truncation, is refused as out
+    /// of bounds: the block has been written without it and the truncation would drop it.
+    #[test]
+    fn samples_of_a_range_being_cut_are_refused_from_its_collection() {
+        let mut shard = Shard::new(
+            0,
+            HeadOptions {
+                chunk_range_ms: RANGE,
+                max_samples_per_chunk: 120,
+            },
+            NameValidationScheme::default(),
+        );
+        let registry = TenantRegistry::new(Limits::default(), Arc::new(Metrics::new()));
+        let tenant = TenantId::parse("t").unwrap();
+        let shared = registry.get(&tenant);
+        let window = TimeWindow {
+            min_t: i64::MIN,
+            max_t: i64::MAX,
+        };
+        let push =
+            |shard: &mut Shard, ts: &[i64]| shard.handle_push(&shared, &batch(ts), &[0], window);
+        assert_eq!(push(&mut shard, &[1_000, 2_000]).appended, 2);
+
+        let (tx, _rx) = oneshot::channel();
+        shard.handle_cut(CutMsg::Collect {
+            tenant: tenant.clone(),
+            mint: 0,
+            maxt: RANGE,
+            reply: tx,
+        });
+        let late = push(&mut shard, &[3_000]);
+        assert_eq!(late.appended, 0);
+        assert_eq!(late.discarded, vec![(DiscardReason::OutOfBounds, 1)]);
+        assert!(late.first_error.unwrap().contains("out of bounds"));
+        assert_eq!(
+            push(&mut shard, &[RANGE]).appended,
+            1,
+            "the next range is open"
+        );
     }
 }

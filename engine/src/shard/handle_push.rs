@@ -117,7 +117,7 @@ impl Shard {
             .unwrap_or_default();
         let th = self.tenant_head(tenant);
         let wal_id = th.wal_id;
-        let min_valid_t = th.min_valid_t;
+        let min_valid_t = th.min_valid_t.max(th.collected_before);
         let head = &mut th.head;
         let limits = &th.shared.limits;
         let mut res = PushResult::default();
