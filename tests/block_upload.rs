@@ -262,3 +262,63 @@ fn uploaded_blocks_are_validated_stored_and_queryable() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `limits.compactor_block_upload_max_block_size_bytes` caps the bytes of a block's files: a file
+/// that would take the block past it is refused with 413 naming the limit, a file sent again
+/// replaces its earlier copy in the count, and a block within the limit is stored.
+#[test]
+fn a_block_larger_than_the_tenants_upload_limit_is_refused() {
+    let dir = common::temp_dir();
+    let src = dir.join("src");
+    let ulid = Ulid::new(1_700_000_200_000, 2);
+    let block = write_block(&src, ulid);
+    let size = |f: &str| std::fs::metadata(block.join(f)).unwrap().len();
+    let (chunks, index) = (size("chunks/000001"), size("index"));
+    // Room for the chunks and the index, but not for the chunks twice.
+    let limit = chunks + index;
+    let yaml = format!(
+        "blocks_storage:\n  tsdb:\n    dir: {}\n  filesystem:\n    dir: {}\nlimits:\n  \
+         compactor_block_upload_max_block_size_bytes: {limit}\n",
+        dir.join("tsdb").display(),
+        dir.join("bucket").display()
+    );
+    let server = Server::start_in(&dir, &yaml, &[]);
+    let base = format!("/api/v1/upload/block/{ulid}");
+    let meta = std::fs::read(block.join("meta.json")).unwrap();
+    assert_eq!(
+        post(&server, TENANT_A, &format!("{base}/start"), &meta).status,
+        200
+    );
+    let send = |file: &str, bytes: &[u8]| {
+        post(
+            &server,
+            TENANT_A,
+            &format!("{base}/files?path={file}"),
+            bytes,
+        )
+    };
+    let chunk_bytes = std::fs::read(block.join("chunks/000001")).unwrap();
+    assert_eq!(send("chunks/000001", &chunk_bytes).status, 200);
+    // Sent again: replaces the first copy, still within the limit.
+    assert_eq!(send("chunks/000001", &chunk_bytes).status, 200);
+    // A second segment as large as the first would pass the limit.
+    let r = send("chunks/000002", &chunk_bytes);
+    assert_eq!(r.status, 413, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("compactor_block_upload_max_block_size_bytes")
+            && text.contains(&limit.to_string())
+            && text.contains("chunks/000002"),
+        "{text}"
+    );
+    // The block itself fits.
+    let index_bytes = std::fs::read(block.join("index")).unwrap();
+    assert_eq!(send("index", &index_bytes).status, 200);
+    let r = post(&server, TENANT_A, &format!("{base}/finish"), b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        check(&server, TENANT_A, ulid).1["result"],
+        "complete",
+        "the refused segment left nothing behind"
+    );
+}

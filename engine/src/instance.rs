@@ -15,7 +15,7 @@ use strata_storage::labels::{LabelHasher, Labels};
 use strata_storage::matcher::Matcher;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::limits::TenantRegistry;
+use crate::limits::{Limits, TenantRegistry};
 use crate::metrics::{DiscardLabels, Metrics};
 use crate::promql::{EvalError, Partial};
 use crate::rt::Mesh;
@@ -87,6 +87,11 @@ impl Instance {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The limits of `tenant` (for paths outside the push, such as block uploads).
+    pub fn limits(&self, tenant: &TenantId) -> Limits {
+        self.registry.get(tenant).limits.clone()
     }
 
     pub fn shards(&self) -> usize {

@@ -38,6 +38,9 @@ pub struct Limits {
     /// How far in the future a sample's timestamp may be.
     #[serde(with = "humantime_serde")]
     pub creation_grace_period: Duration,
+    /// Bytes of block files (index and chunk segments) one block upload may stage, Mimir's
+    /// limit of the same name; 0 disables it (each file is still capped at 4 GiB).
+    pub compactor_block_upload_max_block_size_bytes: u64,
 }
 
 impl Default for Limits {
@@ -52,6 +55,7 @@ impl Default for Limits {
             reject_old_samples: false,
             reject_old_samples_max_age: Duration::from_hours(14 * 24),
             creation_grace_period: Duration::from_mins(10),
+            compactor_block_upload_max_block_size_bytes: 0,
         }
     }
 }

@@ -200,13 +200,14 @@ mod tests {
         );
         let registry = TenantRegistry::new(Limits::default(), Arc::new(Metrics::new()));
         let tenant = TenantId::parse("t").unwrap();
-        let shared = registry.get(&tenant);
+        let tenant_shared = registry.get(&tenant);
         let window = TimeWindow {
             min_t: i64::MIN,
             max_t: i64::MAX,
         };
-        let push =
-            |shard: &mut Shard, ts: &[i64]| shard.handle_push(&shared, &batch(ts), &[0], window);
+        let push = |shard: &mut Shard, ts: &[i64]| {
+            shard.handle_push(&tenant_shared, &batch(ts), &[0], window)
+        };
         assert_eq!(push(&mut shard, &[1_000, 2_000]).appended, 2);
 
         let (tx, _rx) = oneshot::channel();

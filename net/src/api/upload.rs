@@ -193,6 +193,15 @@ pub enum UploadError {
     Busy,
     #[error("{what} is larger than the limit of {limit} bytes")]
     TooLarge { what: String, limit: u64 },
+    #[error(
+        "the block's index and chunk files are larger than the tenant's limit of {limit} bytes \
+         (compactor_block_upload_max_block_size_bytes; {staged} bytes staged before {what})"
+    )]
+    BlockTooLarge {
+        what: String,
+        staged: u64,
+        limit: u64,
+    },
     #[error("block upload is not enabled in this process")]
     Disabled,
     #[error("{0}")]
@@ -208,7 +217,9 @@ impl UploadError {
             }
             UploadError::NotStarted | UploadError::Disabled => (StatusCode::NOT_FOUND, "not_found"),
             UploadError::Exists | UploadError::Busy => (StatusCode::CONFLICT, "conflict"),
-            UploadError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "bad_data"),
+            UploadError::TooLarge { .. } | UploadError::BlockTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "bad_data")
+            }
             UploadError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         ApiError {
@@ -260,7 +271,13 @@ pub async fn handle(
     let b = BlockPaths::new(uploads, &tenant, ulid);
     let result = match action {
         "start" => start(uploads, &b, req).await,
-        "files" => files(uploads, &b, req).await,
+        "files" => {
+            let block_limit = app
+                .instance
+                .limits(&tenant)
+                .compactor_block_upload_max_block_size_bytes;
+            files(uploads, &b, req, block_limit).await
+        }
         "finish" => finish(uploads, &b, &tenant).await,
         _ => check(uploads, &b).await,
     };
@@ -353,34 +370,67 @@ fn file_param(query: &str) -> Result<String, UploadError> {
     Ok(path)
 }
 
-/// `POST files?path=...`: streams the body to the staging file.
+/// `POST files?path=...`: streams the body to the staging file. `block_limit` (0: none) caps
+/// the bytes of the block's files staged so far plus this one (a file sent again replaces its
+/// earlier copy).
 async fn files(
     uploads: &Uploads,
     b: &BlockPaths,
     req: Request<Incoming>,
+    block_limit: u64,
 ) -> Result<HttpResponse, UploadError> {
     let rel = file_param(req.uri().query().unwrap_or(""))?;
-    let limit = uploads.inner.max_file_bytes;
-    let too_large = || UploadError::TooLarge {
-        what: rel.clone(),
-        limit,
-    };
-    if content_length(&req).is_some_and(|n| n > limit) {
-        return Err(too_large());
+    let file_limit = uploads.inner.max_file_bytes;
+    if content_length(&req).is_some_and(|n| n > file_limit) {
+        return Err(UploadError::TooLarge {
+            what: rel.clone(),
+            limit: file_limit,
+        });
     }
     if uploads.is_finishing(&b.object_prefix) {
         return Err(UploadError::Busy);
     }
     let target = b.staged.join(&rel);
     let part = b.staged.join(format!("{rel}{PART_SUFFIX}"));
-    let (staged, p) = (b.staged.clone(), part.clone());
-    let file = blocking(move || {
+    let (staged, t) = (b.staged.clone(), target.clone());
+    let others = blocking(move || {
         if !staged.join(META_FILE).is_file() {
             return Err(UploadError::NotStarted);
         }
-        std::fs::File::create(&p).map_err(internal("creating the staging file"))
+        if block_limit == 0 {
+            return Ok(0);
+        }
+        staged_block_bytes(&staged, &t).map_err(internal("listing the staged files"))
     })
     .await?;
+    // The tighter of the two limits applies to this body.
+    let by_block = block_limit > 0 && block_limit.saturating_sub(others) < file_limit;
+    let limit = if by_block {
+        block_limit.saturating_sub(others)
+    } else {
+        file_limit
+    };
+    let too_large = || {
+        if by_block {
+            UploadError::BlockTooLarge {
+                what: rel.clone(),
+                staged: others,
+                limit: block_limit,
+            }
+        } else {
+            UploadError::TooLarge {
+                what: rel.clone(),
+                limit,
+            }
+        }
+    };
+    if content_length(&req).is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let p = part.clone();
+    let file =
+        blocking(move || std::fs::File::create(&p).map_err(internal("creating the staging file")))
+            .await?;
     let received = receive(req.into_body(), file, limit).await;
     let p = part.clone();
     match received {
@@ -405,6 +455,30 @@ async fn files(
             })
         }
     }
+}
+
+/// Bytes of the block files (index, chunk segments) complete in `staged`, except `except`.
+fn staged_block_bytes(staged: &Path, except: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    for dir in [staged.to_path_buf(), staged.join("chunks")] {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let meta = entry.metadata()?;
+            if meta.is_file() && path != except && name != META_FILE && !name.ends_with(PART_SUFFIX)
+            {
+                total += meta.len();
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// Why a file body was not stored.
