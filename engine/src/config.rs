@@ -71,9 +71,12 @@ pub struct TsdbConfig {
     /// The size at which a WAL segment file is closed and the next one started.
     pub wal_segment_size_bytes: u64,
     /// Prepare each next WAL segment as a zero-filled file in the background, so that a commit's
-    /// fdatasync need not also commit the file system's journal for a growing file (measured
-    /// 40% faster per fsync on ext4). Turn off on copy-on-write file systems (btrfs, ZFS), where
-    /// overwriting zeros gains nothing.
+    /// fdatasync need not also commit the file system's journal for a growing file (40% faster
+    /// per fsync on ext4 in isolation). Off by default: with `bench/peers/ingest.sh` it gained no
+    /// measurable throughput (commits are not bound by the fsync's latency there), while the
+    /// zero-filling doubles the WAL's disk writes and its first 128 MiB per shard at start-up
+    /// cost a short load 30% of its throughput. Useless on copy-on-write file systems (btrfs,
+    /// ZFS).
     pub wal_preallocate: bool,
     /// Block ranges; the first is the range of the blocks the head cuts (at least 1m; ranges are
     /// aligned to the clock).
@@ -105,7 +108,7 @@ impl Default for TsdbConfig {
             wal_fsync: WalFsync::Group,
             wal_group_commit_window: Duration::from_millis(2),
             wal_segment_size_bytes: 128 << 20,
-            wal_preallocate: true,
+            wal_preallocate: false,
             block_ranges_period: vec![Duration::from_hours(2)],
             head_compaction_interval: Duration::from_mins(1),
             head_compaction_idle_timeout: Duration::from_hours(1),

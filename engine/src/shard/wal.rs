@@ -9,7 +9,7 @@
 //! the same task makes it durable a window later (Prometheus's guarantee).
 //!
 //! The next segment's file is prepared (zero-filled, fsynced) by a task beside the commit task
-//! whenever none is ready (`wal_preallocate`, see `Wal::start_prealloc`): fsyncs of a segment
+//! whenever none is ready (`wal_preallocate`, off by default; see `Wal::start_prealloc`): fsyncs of a segment
 //! that does not grow are cheaper. At shutdown the current segment is sealed, which trims its
 //! unused zeros, so only a crash leaves them (replay cuts them off as a torn tail).
 //!
