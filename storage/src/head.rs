@@ -38,6 +38,8 @@ mod postings;
 mod query;
 mod series;
 mod spill;
+#[cfg(test)]
+mod test_support;
 mod truncate;
 
 use hashbrown::HashTable;
@@ -463,27 +465,8 @@ impl Head {
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::{create, lookup};
     use super::*;
-    use crate::labels::LabelHasher;
-
-    fn hash_of(pairs: &[(&str, &str)]) -> u64 {
-        let mut h = LabelHasher::new();
-        for (n, v) in pairs {
-            h.add(n.as_bytes(), v.as_bytes());
-        }
-        h.finish()
-    }
-
-    fn create(head: &mut Head, pairs: &[(&str, &str)]) -> SeriesRef {
-        head.create(hash_of(pairs), pairs.iter().copied())
-    }
-
-    fn lookup(head: &Head, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
-        head.lookup(
-            hash_of(pairs),
-            pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-        )
-    }
 
     #[test]
     fn create_then_lookup() {

@@ -217,6 +217,28 @@ proptest! {
     }
 }
 
+/// Crashes (power loss) at each of the first `crashes` operations of `ops`, then replays, runs
+/// the first `after` ops again and checks, with three seeds and tear modes.
+fn crash_at_every_operation(ops: &[Op], after: usize, crashes: u64) {
+    for n in 0..crashes {
+        for seed in 0..3 {
+            let rounds = [
+                Round {
+                    ops: ops.to_vec(),
+                    fault: Fault::CrashAt(n),
+                    power_loss: true,
+                },
+                Round {
+                    ops: ops[..after].to_vec(),
+                    fault: Fault::None,
+                    power_loss: true,
+                },
+            ];
+            run(seed, 2, [0, 512, 4096][seed as usize], &rounds);
+        }
+    }
+}
+
 #[test]
 fn a_crash_at_every_operation_of_a_fixed_workload() {
     let ops: Vec<Op> = (0..30u32)
@@ -227,23 +249,7 @@ fn a_crash_at_every_operation_of_a_fixed_workload() {
             _ => Op::Log(Rec::samples("u", &[(i, -1, f64::NAN)])),
         })
         .collect();
-    for n in 0..120 {
-        for seed in 0..3 {
-            let rounds = [
-                Round {
-                    ops: ops.clone(),
-                    fault: Fault::CrashAt(n),
-                    power_loss: true,
-                },
-                Round {
-                    ops: ops[..6].to_vec(),
-                    fault: Fault::None,
-                    power_loss: true,
-                },
-            ];
-            run(seed, 2, [0, 512, 4096][seed as usize], &rounds);
-        }
-    }
+    crash_at_every_operation(&ops, 6, 120);
 }
 
 #[test]
@@ -257,23 +263,7 @@ fn a_crash_at_every_operation_with_preallocated_segments() {
             _ => Op::Cut,
         })
         .collect();
-    for n in 0..160 {
-        for seed in 0..3 {
-            let rounds = [
-                Round {
-                    ops: ops.clone(),
-                    fault: Fault::CrashAt(n),
-                    power_loss: true,
-                },
-                Round {
-                    ops: ops[..8].to_vec(),
-                    fault: Fault::None,
-                    power_loss: true,
-                },
-            ];
-            run(seed, 2, [0, 512, 4096][seed as usize], &rounds);
-        }
-    }
+    crash_at_every_operation(&ops, 8, 160);
 }
 
 #[test]

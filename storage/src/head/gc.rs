@@ -140,28 +140,9 @@ impl RefSet {
 
 #[cfg(test)]
 mod tests {
+    use crate::head::test_support::{create, hash_of, lookup};
     use crate::head::{Head, HeadOptions, SeriesRef};
-    use crate::labels::LabelHasher;
     use crate::matcher::{MatchType, Matcher};
-
-    fn hash_of(pairs: &[(&str, &str)]) -> u64 {
-        let mut h = LabelHasher::new();
-        for (n, v) in pairs {
-            h.add(n.as_bytes(), v.as_bytes());
-        }
-        h.finish()
-    }
-
-    fn create(head: &mut Head, pairs: &[(&str, &str)]) -> SeriesRef {
-        head.create(hash_of(pairs), pairs.iter().copied())
-    }
-
-    fn lookup(head: &Head, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
-        head.lookup(
-            hash_of(pairs),
-            pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-        )
-    }
 
     fn m(t: MatchType, n: &str, v: &str) -> Matcher {
         Matcher::new(t, n, v).unwrap()

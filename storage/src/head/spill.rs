@@ -59,22 +59,13 @@ impl Head {
 
 #[cfg(test)]
 mod tests {
-    use crate::head::{Head, HeadOptions, PageId, SeriesRef};
-    use crate::labels::LabelHasher;
+    use crate::head::test_support::minute_head;
+    use crate::head::{Head, PageId, SeriesRef};
 
     /// A head of `series` series with `samples` samples each, one per second (120-sample chunks
     /// cut at minute boundaries).
     fn head_with(series: usize, samples: i64) -> Head {
-        let mut h = Head::new(HeadOptions {
-            chunk_range_ms: 60_000,
-            max_samples_per_chunk: 120,
-        });
-        for i in 0..series {
-            let v = i.to_string();
-            let mut hasher = LabelHasher::new();
-            hasher.add(b"i", v.as_bytes());
-            h.create(hasher.finish(), [("i", v.as_str())].into_iter());
-        }
+        let mut h = minute_head(series);
         append(&mut h, 0..samples);
         h
     }

@@ -79,21 +79,14 @@ impl Head {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::head::HeadOptions;
-    use crate::labels::LabelHasher;
+    use crate::head::test_support::minute_head;
 
     fn head_with(series: usize, samples: i64) -> Head {
-        let mut h = Head::new(HeadOptions {
-            chunk_range_ms: 60_000,
-            max_samples_per_chunk: 120,
-        });
-        for i in 0..series {
-            let v = i.to_string();
-            let mut hasher = LabelHasher::new();
-            hasher.add(b"i", v.as_bytes());
-            let r = h.create(hasher.finish(), [("i", v.as_str())].into_iter());
+        let mut h = minute_head(series);
+        for r in 0..series as u32 {
             for k in 0..samples {
-                h.append(r, k * 10_000, (k * 7 + i as i64) as f64).unwrap();
+                h.append(r, k * 10_000, (k * 7 + i64::from(r)) as f64)
+                    .unwrap();
             }
         }
         h
