@@ -77,6 +77,15 @@ pub async fn check<F: WalFs>(fs: &F, dir: &Path) {
     );
     file.sync_data().await.expect("sync_data");
 
+    let (res, back) = file.write_durable_at(b"!".to_vec(), 200_013).await;
+    res.expect("write_durable_at");
+    assert_eq!(back, b"!", "write_durable_at hands the buffer back");
+    assert_eq!(
+        read_to_end(&mut file, 200_010, 64).await,
+        [&big[199_997..], b"!"].concat(),
+        "write_durable_at appends like write_at"
+    );
+
     file.set_len(5).await.expect("set_len shrinks");
     assert_eq!(read_to_end(&mut file, 0, 64).await, b"hello");
     file.set_len(7).await.expect("set_len extends");

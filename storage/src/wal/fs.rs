@@ -7,7 +7,8 @@
 //! and [`super::faulty::FaultyFs`] keeps files in memory, injects faults and simulates crashes.
 //!
 //! Durability contract (what the WAL relies on): after `sync_data` returns `Ok`, the file's bytes
-//! written before it survive a crash; after `sync_dir(d)` returns `Ok`, the creations, removals
+//! written before it survive a crash; after `write_durable_at` returns `Ok`, so do its own bytes
+//! and those written before it; after `sync_dir(d)` returns `Ok`, the creations, removals
 //! and renames of entries of `d` done before it survive a crash. Nothing else is assumed: not
 //! that a new file's name is durable once its data is, nor that writes reach the disk in order.
 
@@ -68,6 +69,23 @@ pub trait WalFile {
 
     /// Makes the file's data durable (fdatasync).
     fn sync_data(&mut self) -> impl Future<Output = io::Result<()>>;
+
+    /// [`Self::write_at`], then [`Self::sync_data`]: returns once `buf`'s bytes and everything
+    /// written before are durable. An implementation may do both in one operation (the WAL's
+    /// commits go through here).
+    fn write_durable_at(
+        &mut self,
+        buf: Vec<u8>,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<(), Vec<u8>>> {
+        async move {
+            let (res, buf) = self.write_at(buf, pos).await;
+            match res {
+                Ok(()) => (self.sync_data().await, buf),
+                Err(e) => (Err(e), buf),
+            }
+        }
+    }
 
     /// Truncates or extends (with zeros) the file to `len` bytes.
     fn set_len(&mut self, len: u64) -> impl Future<Output = io::Result<()>>;

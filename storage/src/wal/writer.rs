@@ -642,11 +642,10 @@ async fn write_segment<F: WalFs>(
         let open = file.insert(open);
         let (r, bytes) = open
             .file
-            .write_at(std::mem::take(&mut w.bytes), w.offset)
+            .write_durable_at(std::mem::take(&mut w.bytes), w.offset)
             .await;
         w.bytes = bytes;
         r?;
-        open.file.sync_data().await?;
     }
     if w.seal
         && let Some(open) = file.take_if(|f| f.segment == w.segment)
