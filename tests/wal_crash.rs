@@ -163,7 +163,7 @@ fn check(server: &Server, logs: &[Log], round: usize) -> usize {
 
 #[test]
 fn acknowledged_samples_survive_sigkill() {
-    sigkill_rounds(CONFIG);
+    sigkill_rounds("");
 }
 
 /// The same with each next segment prepared as a zero-filled file and small segments, so that
@@ -171,17 +171,19 @@ fn acknowledged_samples_survive_sigkill() {
 /// and while new ones are being prepared.
 #[test]
 fn acknowledged_samples_survive_sigkill_with_preallocated_segments() {
-    let config = format!(
-        "{CONFIG}blocks_storage:\n  tsdb:\n    wal_preallocate: true\n    \
-         wal_segment_size_bytes: 262144\n"
-    );
-    sigkill_rounds(&config);
+    sigkill_rounds("    wal_preallocate: true\n    wal_segment_size_bytes: 262144\n");
 }
 
 /// Rounds of pushes by concurrent writers, each ended by a SIGKILL at a random moment, then a
 /// restart that must return every acknowledged sample and nothing half-written.
-fn sigkill_rounds(config: &str) {
+/// `tsdb` is YAML added under `blocks_storage.tsdb` (indented by four spaces).
+fn sigkill_rounds(tsdb: &str) {
     let dir = common::temp_dir();
+    let config = &format!(
+        "{CONFIG}blocks_storage:\n  tsdb:\n    dir: {}\n{tsdb}  filesystem:\n    dir: {}\n",
+        dir.join("tsdb").display(),
+        dir.join("bucket").display()
+    );
     let mut logs: Vec<Log> = (0..WRITERS).map(|_| Log::default()).collect();
     let mut next: Vec<u64> = (0..WRITERS as u64).map(|w| w * 1_000_000).collect();
     let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ u64::from(std::process::id());
@@ -215,6 +217,13 @@ fn sigkill_rounds(config: &str) {
         drop(server);
     }
     let server = Server::start_in(&dir, config, &[]);
+    for line in ["wal replaying", "wal replayed"] {
+        assert!(
+            server.startup_log.contains(line),
+            "no {line:?} line at start-up:\n{}",
+            server.startup_log
+        );
+    }
     let acked = check(&server, &logs, ROUNDS);
     assert!(
         acked > 0,

@@ -13,7 +13,8 @@ use std::path::Path;
 use strata_storage::wal::reader::{ReadError, SegmentId};
 use strata_storage::wal::segment::{PAGE_SIZE, checkpoint_name, checkpoint_tmp_name, segment_name};
 use strata_storage::wal::{
-    Checkpoint, FaultyFs, StdFs, Wal, WalFs, WalOptions, WalReader, block_on, repair,
+    Checkpoint, FaultyFs, StdFs, Wal, WalFs, WalOptions, WalReader, block_on, repair, replay,
+    replay_with_progress,
 };
 use support::{Rec, log, replay_ok};
 
@@ -392,4 +393,46 @@ fn cut_segment_never_skips_a_number() {
         names(&fs, Path::new(DIR)),
         BTreeSet::from([segment_name(0), segment_name(1)])
     );
+}
+
+#[test]
+fn replay_reports_progress_once_per_file_checkpoint_first() {
+    let fs = FaultyFs::new(0);
+    let dir = Path::new(DIR);
+    let before = workload(1, 0, 150);
+    let after = workload(2, 10_000, 60);
+    let mut wal = block_on(Wal::open(fs.clone(), dir, opts())).unwrap();
+    append(&mut wal, &before);
+    let upto = wal.cut_segment().unwrap();
+    append(&mut wal, &after);
+    block_on(write_checkpoint(&fs, dir, upto, &State::of(&before))).unwrap();
+    drop(wal);
+    let in_checkpoint = names(&fs, &dir.join(checkpoint_name(upto))).len();
+    let segments = names(&fs, dir).len() - 1;
+    assert!(
+        in_checkpoint >= 1 && segments >= 2,
+        "{in_checkpoint} + {segments} files"
+    );
+
+    let mut seen = Vec::new();
+    let stats = block_on(replay_with_progress(
+        &fs,
+        dir,
+        |_| {},
+        |s, total| seen.push((s.files, s.records, total)),
+    ))
+    .unwrap();
+    let total = in_checkpoint + segments;
+    assert_eq!(stats.files, total);
+    assert_eq!(
+        seen.iter().map(|&(f, _, t)| (f, t)).collect::<Vec<_>>(),
+        (1..=total).map(|f| (f, total)).collect::<Vec<_>>(),
+        "one call per file, in order, with the total"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].1 < w[1].1),
+        "records grow: {seen:?}"
+    );
+    assert!(seen.last().unwrap().1 <= stats.records);
+    assert_eq!(stats, block_on(replay(&fs, dir, |_| {})).unwrap());
 }

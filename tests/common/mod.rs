@@ -28,6 +28,8 @@ pub struct Server {
     child: Child,
     pub addr: String,
     pub dir: PathBuf,
+    /// The log up to the line saying it listens (start-up: WAL replay, configuration).
+    pub startup_log: String,
     /// Whether `dir` outlives the server (started with [`Server::start_in`]).
     keep_dir: bool,
 }
@@ -48,7 +50,12 @@ impl Server {
         let mut config = String::from(
             "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\ningester:\n  shards: 2\n",
         );
-        // The data under `dir`, unless the test's config has its own `blocks_storage`.
+        // The data under `dir`, unless the test's config has its own `blocks_storage` (which
+        // must then name its directories: the default, ./data, would be shared by every run).
+        assert!(
+            !yaml.contains("blocks_storage:") || yaml.contains("dir:"),
+            "a test config with blocks_storage must set its dirs:\n{yaml}"
+        );
         if !yaml.contains("blocks_storage:") {
             let _ = write!(
                 config,
@@ -91,6 +98,7 @@ impl Server {
             child,
             addr,
             dir,
+            startup_log: log,
             keep_dir: true,
         }
     }

@@ -42,7 +42,9 @@ use hashbrown::HashMap;
 use strata_storage::head::SeriesRef;
 use strata_storage::labels::LabelHasher;
 use strata_storage::wal::fs::StdFs;
-use strata_storage::wal::{Checkpoint, Record, Wal, WalOptions, repair, replay};
+use strata_storage::wal::{
+    Checkpoint, Record, ReplayStats, Wal, WalOptions, repair, replay_with_progress,
+};
 use tracing::{error, info, warn};
 
 use super::{Shard, ShardRef};
@@ -225,6 +227,9 @@ impl Shard {
     }
 }
 
+/// At most one "wal replaying" progress line per this long.
+const REPLAY_PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
 /// Replays shard `shard`'s WAL into its heads (a torn tail is reported and cut off), then opens it
 /// for appending. Returns the receiver the commit task waits on. Runs on the shard's thread at
 /// start-up, before it serves anything (reads block: nothing else runs yet).
@@ -243,7 +248,23 @@ pub async fn open(
     let stats = {
         let mut s = shard.borrow_mut();
         let mut replayer = Replayer::new(&mut s, registry);
-        let res = replay(&StdFs, &dir, |rec| replayer.apply(rec)).await;
+        // A line when a file is reached, at most one per REPLAY_PROGRESS_EVERY (and the first).
+        let mut logged: Option<Instant> = None;
+        let progress = |stats: &ReplayStats, total: usize| {
+            if logged.is_some_and(|t| t.elapsed() < REPLAY_PROGRESS_EVERY) {
+                return;
+            }
+            logged = Some(Instant::now());
+            info!(
+                shard = id,
+                file = stats.files,
+                files = total,
+                records = stats.records,
+                ms = started.elapsed().as_millis() as u64,
+                "wal replaying"
+            );
+        };
+        let res = replay_with_progress(&StdFs, &dir, |rec| replayer.apply(rec), progress).await;
         let counts = (
             replayer.series,
             replayer.samples,

@@ -458,7 +458,13 @@ impl<F: WalFs> WalReader<F> {
         self.checkpoint
     }
 
-    /// What has been read so far.
+    /// Files of the log: the checkpoint's segments, then the segments after it (a missing
+    /// segment ends the list early).
+    pub fn files_total(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// What has been read so far (`files` counts the file being read).
     pub fn stats(&self) -> ReplayStats {
         ReplayStats {
             checkpoint: self.checkpoint,
@@ -485,11 +491,32 @@ fn missing(id: SegmentId, missing: u32) -> Corruption {
 pub async fn replay<F: WalFs>(
     fs: &F,
     dir: impl AsRef<Path>,
+    apply: impl FnMut(Record<'_>),
+) -> Result<ReplayStats, ReadError> {
+    replay_with_progress(fs, dir, apply, |_, _| {}).await
+}
+
+/// [`replay`], calling `progress(stats, files_total)` each time reading moves on to another
+/// file (for a progress log line), once that file's first record is applied.
+pub async fn replay_with_progress<F: WalFs>(
+    fs: &F,
+    dir: impl AsRef<Path>,
     mut apply: impl FnMut(Record<'_>),
+    mut progress: impl FnMut(&ReplayStats, usize),
 ) -> Result<ReplayStats, ReadError> {
     let mut r = WalReader::open(fs.clone(), dir).await?;
-    while let Some(rec) = r.next().await? {
-        apply(rec);
+    let total = r.files_total();
+    let mut files = 0;
+    let mut more = true;
+    while more {
+        match r.next().await? {
+            Some(rec) => apply(rec),
+            None => more = false,
+        }
+        if r.files != files {
+            files = r.files;
+            progress(&r.stats(), total);
+        }
     }
     Ok(r.stats())
 }
