@@ -135,12 +135,7 @@ fn instant(server: &Server, tenant: &str, query: &str, t_ms: i64) -> Vec<Value> 
 fn uploaded_blocks_are_validated_stored_and_queryable() {
     let dir = common::temp_dir();
     let src = dir.join("src");
-    let yaml = format!(
-        "blocks_storage:\n  tsdb:\n    dir: {}\n  filesystem:\n    dir: {}\n  bucket_store:\n    \
-         sync_interval: 0s\n",
-        dir.join("tsdb").display(),
-        dir.join("bucket").display()
-    );
+    let yaml = common::blocks_storage(&dir, "", "  bucket_store:\n    sync_interval: 0s\n");
     let server = Server::start_in(&dir, &yaml, &[]);
     let bucket = dir.join("bucket");
 
@@ -277,10 +272,8 @@ fn a_block_larger_than_the_tenants_upload_limit_is_refused() {
     // Room for the chunks and the index, but not for the chunks twice.
     let limit = chunks + index;
     let yaml = format!(
-        "blocks_storage:\n  tsdb:\n    dir: {}\n  filesystem:\n    dir: {}\nlimits:\n  \
-         compactor_block_upload_max_block_size_bytes: {limit}\n",
-        dir.join("tsdb").display(),
-        dir.join("bucket").display()
+        "{}limits:\n  compactor_block_upload_max_block_size_bytes: {limit}\n",
+        common::blocks_storage(&dir, "", "")
     );
     let server = Server::start_in(&dir, &yaml, &[]);
     let base = format!("/api/v1/upload/block/{ulid}");

@@ -23,16 +23,12 @@ limits:
   ingestion_burst_size: 1000000000
   max_global_series_per_user: 0
   reject_old_samples: false
-blocks_storage:
-  tsdb:
-    dir: {}
-    head_compaction_interval: 1h
-    head_chunks_on_disk: {on_disk}
-  filesystem:
-    dir: {}
-",
-        dir.join("tsdb").display(),
-        dir.join("bucket").display()
+{}",
+        common::blocks_storage(
+            dir,
+            &format!("    head_compaction_interval: 1h\n    head_chunks_on_disk: {on_disk}\n"),
+            ""
+        )
     )
 }
 

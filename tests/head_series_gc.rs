@@ -27,16 +27,12 @@ fn config(dir: &Path) -> String {
   ingestion_burst_size: 1000000000
   max_global_series_per_user: {LIMIT}
   reject_old_samples: false
-blocks_storage:
-  tsdb:
-    dir: {}
-    block_ranges_period: [10m]
-    head_compaction_interval: 1s
-  filesystem:
-    dir: {}
-",
-        dir.join("tsdb").display(),
-        dir.join("bucket").display()
+{}",
+        common::blocks_storage(
+            dir,
+            "    block_ranges_period: [10m]\n    head_compaction_interval: 1s\n",
+            ""
+        )
     )
 }
 

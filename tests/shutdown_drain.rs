@@ -20,14 +20,8 @@ limits:
   ingestion_rate: 1e9
   ingestion_burst_size: 1000000000
   max_global_series_per_user: 0
-blocks_storage:
-  tsdb:
-    dir: {}
-  filesystem:
-    dir: {}
-",
-        dir.join("tsdb").display(),
-        dir.join("bucket").display()
+{}",
+        common::blocks_storage(dir, "", "")
     )
 }
 

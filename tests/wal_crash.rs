@@ -179,11 +179,7 @@ fn acknowledged_samples_survive_sigkill_with_preallocated_segments() {
 /// `tsdb` is YAML added under `blocks_storage.tsdb` (indented by four spaces).
 fn sigkill_rounds(tsdb: &str) {
     let dir = common::temp_dir();
-    let config = &format!(
-        "{CONFIG}blocks_storage:\n  tsdb:\n    dir: {}\n{tsdb}  filesystem:\n    dir: {}\n",
-        dir.join("tsdb").display(),
-        dir.join("bucket").display()
-    );
+    let config = &format!("{CONFIG}{}", common::blocks_storage(&dir, tsdb, ""));
     let mut logs: Vec<Log> = (0..WRITERS).map(|_| Log::default()).collect();
     let mut next: Vec<u64> = (0..WRITERS as u64).map(|w| w * 1_000_000).collect();
     let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ u64::from(std::process::id());

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,16 @@ pub fn temp_dir() -> PathBuf {
             .unwrap()
             .as_nanos()
     ))
+}
+
+/// A `blocks_storage` section with the TSDB and bucket directories under `dir`: `tsdb` is added
+/// under `tsdb:` (lines indented by four spaces), `more` after `filesystem:` (by two).
+pub fn blocks_storage(dir: &Path, tsdb: &str, more: &str) -> String {
+    format!(
+        "blocks_storage:\n  tsdb:\n    dir: {}\n{tsdb}  filesystem:\n    dir: {}\n{more}",
+        dir.join("tsdb").display(),
+        dir.join("bucket").display()
+    )
 }
 
 /// A running strata process; killed on drop.
@@ -57,12 +67,7 @@ impl Server {
             "a test config with blocks_storage must set its dirs:\n{yaml}"
         );
         if !yaml.contains("blocks_storage:") {
-            let _ = write!(
-                config,
-                "blocks_storage:\n  tsdb:\n    dir: {}\n  filesystem:\n    dir: {}\n",
-                dir.join("tsdb").display(),
-                dir.join("bucket").display()
-            );
+            config.push_str(&blocks_storage(&dir, "", ""));
         }
         config.push_str(yaml);
         let cfg_path = dir.join("strata.yaml");
