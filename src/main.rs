@@ -180,6 +180,9 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
                 }
             }
             let app = Rc::new(app);
+            // Full pages of head chunks go to disk, mapped (tsdb.head_chunks_on_disk), from the
+            // replay on.
+            head_spill::start(&shard, &tsdb);
             // Replay this shard's WAL before serving anything.
             let wake = match wal::open(&shard, &tsdb, &registry).await {
                 Ok(wake) => wake,
@@ -196,8 +199,6 @@ fn run(cfg: &Config, io_driver: IoDriver) -> Result<(), String> {
                 metrics,
             ))
             .detach();
-            // Full pages of head chunks go to disk, mapped (tsdb.head_chunks_on_disk).
-            head_spill::start(&shard, &tsdb);
             compio::runtime::spawn(serve_inbox(shard, env.inbox)).detach();
             if env.mesh.id() == 0 {
                 // One shard decides and coordinates the cuts of every tenant's head.

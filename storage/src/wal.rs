@@ -112,7 +112,6 @@ pub use faulty::FaultyFs;
 pub use fs::{BufResult, StdFs, WalFile, WalFs, block_on};
 pub use reader::{
     Corruption, CorruptionReason, ReadError, ReplayStats, SegmentId, WalReader, replay,
-    replay_with_progress,
 };
 pub use record::{Decoder, Record, RecordError, Sample, Tombstone};
 pub use writer::{PREALLOCATED_NAME, PreallocJob, SyncDone, SyncJob, Wal, WalOptions};

@@ -12,7 +12,9 @@
 //!
 //! The task:
 //! - is woken by a push that left a full page in memory (`Head::has_full_pages`, one comparison
-//!   per push), by a truncation, and once at start-up for the pages the WAL replay filled;
+//!   per push), by a truncation, and by the WAL replay at start-up, which waits for it every few
+//!   million samples ([`spill_and_wait`]) so that a restart does not hold the whole head's
+//!   chunks in memory at once;
 //! - copies the page into its one reused buffer under the shard's borrow, releases the borrow,
 //!   writes the copy through compio (io_uring; no blocking syscall on the shard thread), maps it
 //!   and takes the borrow again to switch the page. It never holds the borrow across an `.await`,
@@ -62,12 +64,45 @@ pub fn head_chunks_dir(tsdb_dir: &Path, shard: usize) -> PathBuf {
 pub struct HeadSpill {
     /// Capacity 1: one pending wake-up is enough.
     wake: async_channel::Sender<()>,
+    /// Signalled (capacity 1) each time the task has spilled every full page it found.
+    drained: async_channel::Receiver<()>,
 }
 
 impl HeadSpill {
     /// Wakes the task (never blocks; a wake-up already pending is enough).
     pub(super) fn wake(&self) {
         let _ = self.wake.try_send(());
+    }
+
+    /// What [`spill_and_wait`] needs, cloned so that no borrow of the shard is held across
+    /// the wait.
+    pub(super) fn handle(&self) -> (async_channel::Sender<()>, async_channel::Receiver<()>) {
+        (self.wake.clone(), self.drained.clone())
+    }
+}
+
+/// Wakes the spill task and waits until it has spilled every full page of the shard's heads
+/// (a page that fails stays in memory and is not waited for). For the WAL replay, which fills
+/// pages without ever yielding to the task: so that a restart's peak memory stays what the
+/// ingester uses running, not the whole head's chunks. Returns at once without a task.
+pub async fn spill_and_wait(shard: &ShardRef) {
+    let Some((wake, drained)) = shard.borrow().spill.as_ref().map(HeadSpill::handle) else {
+        return;
+    };
+    loop {
+        let pending = shard
+            .borrow()
+            .tenants
+            .values()
+            .any(|th| th.head.has_full_pages());
+        if !pending {
+            return;
+        }
+        let _ = wake.try_send(());
+        // A signal already pending (from an earlier pass) only costs one more round.
+        if drained.recv().await.is_err() {
+            return;
+        }
     }
 }
 
@@ -81,9 +116,9 @@ impl Shard {
 }
 
 /// Deletes the shard's `head_chunks` directory (left by an earlier run) and, with
-/// `head_chunks_on_disk`, creates it anew and starts the spill task, which spills at once what
-/// the WAL replay filled. Runs on the shard's thread at start-up, before it serves anything (the
-/// directory operations are plain syscalls). A directory that cannot be prepared is logged and
+/// `head_chunks_on_disk`, creates it anew and starts the spill task. Runs on the shard's thread
+/// at start-up, before the WAL replay (which spills as it goes) and before the shard serves
+/// anything (the directory operations are plain syscalls). A directory that cannot be prepared is logged and
 /// leaves the heads in memory.
 pub fn start(shard: &ShardRef, cfg: &TsdbConfig) {
     let id = shard.borrow().id;
@@ -106,7 +141,8 @@ pub fn start(shard: &ShardRef, cfg: &TsdbConfig) {
         return;
     }
     let (wake, rx) = async_channel::bounded(1);
-    let spill = HeadSpill { wake };
+    let (drained_tx, drained) = async_channel::bounded(1);
+    let spill = HeadSpill { wake, drained };
     spill.wake();
     shard.borrow_mut().spill = Some(spill);
     let spiller = Spiller {
@@ -118,7 +154,7 @@ pub fn start(shard: &ShardRef, cfg: &TsdbConfig) {
         buf: Vec::new(),
         failures: 0,
     };
-    compio::runtime::spawn(spiller.run(rx)).detach();
+    compio::runtime::spawn(spiller.run(rx, drained_tx)).detach();
 }
 
 /// The spill task's state (its own: nothing else touches the files).
@@ -172,13 +208,14 @@ impl AsRef<[u8]> for MappedPage {
 }
 
 impl Spiller {
-    async fn run(mut self, wake: async_channel::Receiver<()>) {
+    async fn run(mut self, wake: async_channel::Receiver<()>, drained: async_channel::Sender<()>) {
         while wake.recv().await.is_ok() {
             self.drop_stale_files().await;
             while let Some((tenant, id)) = self.next_page() {
                 let res = self.write(&tenant, id).await;
                 self.switch(&tenant, id, res);
             }
+            let _ = drained.try_send(());
         }
     }
 
@@ -345,5 +382,78 @@ async fn unlink(f: SpillFile) {
     let _ = file.close().await;
     if let Err(e) = compio::fs::remove_file(&path).await {
         debug!(path = %path.display(), error = %e, "cannot delete a head chunks file");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use strata_storage::head::HeadOptions;
+
+    use super::*;
+    use crate::limits::{Limits, TenantRegistry};
+    use crate::validation::NameValidationScheme;
+
+    /// What the WAL replay relies on: after the wait, no full page is left in memory, and the
+    /// samples read the same from the mapped pages.
+    #[test]
+    fn spill_and_wait_leaves_no_full_page_in_memory() {
+        let dir = std::env::temp_dir().join(format!("strata-spill-wait-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = TsdbConfig {
+            dir: dir.clone(),
+            head_chunks_on_disk: true,
+            ..TsdbConfig::default()
+        };
+        let registry =
+            TenantRegistry::new(Limits::default(), Arc::new(crate::metrics::Metrics::new()));
+        let rt = crate::rt::build_executor_for_tests(crate::rt::Driver::Auto).unwrap();
+        rt.block_on(async {
+            let shard: ShardRef = Rc::new(RefCell::new(Shard::new(
+                0,
+                HeadOptions::default(),
+                NameValidationScheme::Utf8,
+            )));
+            start(&shard, &cfg);
+            let tenant = registry.get(&TenantId::parse("t").unwrap());
+            // Values that XOR does not shrink much: several 1 MiB pages of closed chunks.
+            let value = |i: u32, k: i64| f64::from(i) + (k as f64 * 0.618_033_988_7).fract() * 1e3;
+            {
+                let mut s = shard.borrow_mut();
+                let th = s.tenant_head(&tenant);
+                for i in 0..2_000u32 {
+                    let name = format!("s{i}");
+                    let labels = [("__name__", name.as_str())];
+                    assert!(
+                        th.head
+                            .create_with_ref(i, u64::from(i), labels.iter().copied())
+                    );
+                    for k in 0..600 {
+                        th.head.append(i, k * 1000, value(i, k)).unwrap();
+                    }
+                }
+                assert!(th.head.has_full_pages(), "the test fills pages");
+            }
+            spill_and_wait(&shard).await;
+            let s = shard.borrow();
+            let th = s.tenants.get(&tenant.id).unwrap();
+            assert!(!th.head.has_full_pages());
+            let files = std::fs::read_dir(head_chunks_dir(&dir, 0)).unwrap().count();
+            assert!(files > 0, "a head chunks file");
+            for i in [0u32, 777, 1_999] {
+                let mut out = Vec::new();
+                th.head.samples(i, i64::MIN, i64::MAX, &mut out);
+                let want: Vec<(i64, f64)> = (0..600).map(|k| (k * 1000, value(i, k))).collect();
+                assert_eq!(out.len(), want.len());
+                assert!(
+                    out.iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits())
+                );
+            }
+        });
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -491,32 +491,11 @@ fn missing(id: SegmentId, missing: u32) -> Corruption {
 pub async fn replay<F: WalFs>(
     fs: &F,
     dir: impl AsRef<Path>,
-    apply: impl FnMut(Record<'_>),
-) -> Result<ReplayStats, ReadError> {
-    replay_with_progress(fs, dir, apply, |_, _| {}).await
-}
-
-/// [`replay`], calling `progress(stats, files_total)` each time reading moves on to another
-/// file (for a progress log line), once that file's first record is applied.
-pub async fn replay_with_progress<F: WalFs>(
-    fs: &F,
-    dir: impl AsRef<Path>,
     mut apply: impl FnMut(Record<'_>),
-    mut progress: impl FnMut(&ReplayStats, usize),
 ) -> Result<ReplayStats, ReadError> {
     let mut r = WalReader::open(fs.clone(), dir).await?;
-    let total = r.files_total();
-    let mut files = 0;
-    let mut more = true;
-    while more {
-        match r.next().await? {
-            Some(rec) => apply(rec),
-            None => more = false,
-        }
-        if r.files != files {
-            files = r.files;
-            progress(&r.stats(), total);
-        }
+    while let Some(rec) = r.next().await? {
+        apply(rec);
     }
     Ok(r.stats())
 }

@@ -1,6 +1,7 @@
 //! The replay of a shard's WAL into its heads at start-up: every record in order (checkpoint,
 //! then segments), series recreated under the refs the log names (see the parent module on
-//! refs), samples of ranges already in blocks skipped, and a progress line as files are reached.
+//! refs), samples of ranges already in blocks skipped, a progress line as files are reached, and
+//! the full chunk pages it fills spilled to disk as it goes.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,11 +10,11 @@ use hashbrown::HashMap;
 use strata_storage::head::SeriesRef;
 use strata_storage::labels::LabelHasher;
 use strata_storage::wal::fs::StdFs;
-use strata_storage::wal::{Record, ReplayStats, replay_with_progress};
+use strata_storage::wal::{ReadError, Record, ReplayStats, WalReader};
 use tracing::{info, warn};
 
 use crate::limits::TenantRegistry;
-use crate::shard::{Shard, ShardRef};
+use crate::shard::{Shard, ShardRef, head_spill};
 use crate::tenant::TenantId;
 
 /// At most one "wal replaying" progress line per this long.
@@ -30,47 +31,60 @@ pub(super) struct Replayed {
     pub max_t: HashMap<TenantId, i64>,
 }
 
+/// Samples replayed between two waits for the head spill task: a few MiB of chunks.
+const SPILL_EVERY_SAMPLES: u64 = 4 << 20;
+
 /// Replays the log in `dir` into `shard`'s heads. A damaged log (other than a torn tail, which
-/// the stats report) is an error naming what to do.
-// The shard's borrow is held across the replay's awaits: at start-up no other task of the shard
-// exists yet, and StdFs's futures complete without yielding.
-#[allow(clippy::await_holding_refcell_ref)]
+/// the stats report) is an error naming what to do. Every [`SPILL_EVERY_SAMPLES`] samples it
+/// waits for the head spill task (with `head_chunks_on_disk`) to move the full chunk pages to
+/// disk, so that the replay's peak memory is not the whole head's chunks.
 pub(super) async fn replay_into_heads(
     shard: &ShardRef,
     dir: &Path,
     registry: &TenantRegistry,
 ) -> Result<Replayed, String> {
-    let started = Instant::now();
-    let mut s = shard.borrow_mut();
-    let id = s.id;
-    let mut replayer = Replayer::new(&mut s, registry);
-    // A line when a file is reached, at most one per REPLAY_PROGRESS_EVERY (and the first).
-    let mut logged: Option<Instant> = None;
-    let progress = |stats: &ReplayStats, total: usize| {
-        if logged.is_some_and(|t| t.elapsed() < REPLAY_PROGRESS_EVERY) {
-            return;
-        }
-        logged = Some(Instant::now());
-        info!(
-            shard = id,
-            file = stats.files,
-            files = total,
-            records = stats.records,
-            ms = started.elapsed().as_millis() as u64,
-            "wal replaying"
-        );
+    let damaged = |e: ReadError| {
+        format!(
+            "wal {}: {e} (the log is damaged before its last segment; move the damaged \
+             segments away to start without them)",
+            dir.display()
+        )
     };
-    let stats = replay_with_progress(&StdFs, dir, |rec| replayer.apply(rec), progress)
+    let started = Instant::now();
+    let id = shard.borrow().id;
+    let mut reader = WalReader::open(StdFs, dir)
         .await
-        .map_err(|e| {
-            format!(
-                "wal {}: {e} (the log is damaged before its last segment; move the damaged \
-                 segments away to start without them)",
-                dir.display()
-            )
-        })?;
+        .map_err(|e| damaged(e.into()))?;
+    let total = reader.files_total();
+    let mut replayer = Replayer::new(registry);
+    // A line when a file is reached, at most one per REPLAY_PROGRESS_EVERY (and the first).
+    let mut files = 0;
+    let mut logged: Option<Instant> = None;
+    let mut spill_at = SPILL_EVERY_SAMPLES;
+    while let Some(rec) = reader.next().await.map_err(damaged)? {
+        replayer.apply(&mut shard.borrow_mut(), rec);
+        let stats = reader.stats();
+        if stats.files != files {
+            files = stats.files;
+            if logged.is_none_or(|t| t.elapsed() >= REPLAY_PROGRESS_EVERY) {
+                logged = Some(Instant::now());
+                info!(
+                    shard = id,
+                    file = stats.files,
+                    files = total,
+                    records = stats.records,
+                    ms = started.elapsed().as_millis() as u64,
+                    "wal replaying"
+                );
+            }
+        }
+        if replayer.samples >= spill_at {
+            spill_at = replayer.samples + SPILL_EVERY_SAMPLES;
+            head_spill::spill_and_wait(shard).await;
+        }
+    }
     Ok(Replayed {
-        stats,
+        stats: reader.stats(),
         series: replayer.series,
         samples: replayer.samples,
         skipped: replayer.skipped,
@@ -80,7 +94,6 @@ pub(super) async fn replay_into_heads(
 
 /// Applies replayed records to a shard's heads.
 struct Replayer<'s> {
-    shard: &'s mut Shard,
     registry: &'s TenantRegistry,
     /// WAL tenant id → tenant (the latest declaration wins: ids are per segment).
     tenants: HashMap<u32, TenantId>,
@@ -97,9 +110,8 @@ struct Replayer<'s> {
 }
 
 impl<'s> Replayer<'s> {
-    fn new(shard: &'s mut Shard, registry: &'s TenantRegistry) -> Self {
+    fn new(registry: &'s TenantRegistry) -> Self {
         Replayer {
-            shard,
             registry,
             tenants: HashMap::new(),
             refs: HashMap::new(),
@@ -110,7 +122,7 @@ impl<'s> Replayer<'s> {
         }
     }
 
-    fn apply(&mut self, rec: Record<'_>) {
+    fn apply(&mut self, shard: &mut Shard, rec: Record<'_>) {
         match rec {
             Record::Tenant { id, name } => match TenantId::parse(name) {
                 Ok(t) => {
@@ -125,8 +137,7 @@ impl<'s> Replayer<'s> {
                     self.skipped += series.len() as u64;
                     return;
                 };
-                let shared = self.registry.get(&tid);
-                let th = self.shard.tenant_head(&shared);
+                let th = shard.tenant_head(&self.registry.get(&tid));
                 let refs = self.refs.entry(tid).or_default();
                 for e in series.iter() {
                     let r = e.series;
@@ -174,7 +185,7 @@ impl<'s> Replayer<'s> {
                     let m = self.max_t.entry(tid.clone()).or_insert(i64::MIN);
                     *m = (*m).max(newest);
                 }
-                let (Some(th), Some(refs)) = (self.shard.tenants.get_mut(tid), self.refs.get(tid))
+                let (Some(th), Some(refs)) = (shard.tenants.get_mut(tid), self.refs.get(tid))
                 else {
                     self.skipped += samples.len() as u64;
                     return;
@@ -202,10 +213,10 @@ mod tests {
 
     /// Applies `recs` (encoded as the WAL writer does) to a fresh shard's heads.
     fn replay_into(shard: &mut Shard, registry: &TenantRegistry, recs: &[Vec<u8>]) -> (u64, u64) {
-        let mut r = Replayer::new(shard, registry);
+        let mut r = Replayer::new(registry);
         let mut dec = strata_storage::wal::Decoder::new();
         for rec in recs {
-            r.apply(dec.decode(rec).expect("decodes"));
+            r.apply(shard, dec.decode(rec).expect("decodes"));
         }
         (r.samples, r.skipped)
     }
