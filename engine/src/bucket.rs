@@ -17,6 +17,7 @@
 //! - a write is atomic (the object is either absent or complete), including multipart uploads;
 //! - deleting a missing object succeeds (every backend behaves the same).
 
+mod azure;
 mod blocks;
 mod bridge;
 mod config;

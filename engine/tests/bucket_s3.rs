@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use strata_engine::bucket::shipper::{ShipOutcome, Shipper};
 use strata_engine::bucket::{Backend, Bucket, BucketConfig, S3Config, Secret, testing};
 
 const BUCKET: &str = "strata-test";
@@ -112,37 +110,6 @@ fn s3_backend_conforms_and_ships_blocks() {
     let rt = compio::runtime::Runtime::new().unwrap();
     rt.block_on(testing::conformance(&bucket, "conformance", scratch.path()));
 
-    // Ship a block and read it back as a store-gateway would.
-    let ulid = "01J00000000000000000000042";
-    let block = scratch.path().join("team-a").join(ulid);
-    std::fs::create_dir_all(block.join("chunks")).unwrap();
-    std::fs::write(
-        block.join("meta.json"),
-        format!(r#"{{"ulid":"{ulid}","minTime":1000,"maxTime":2000,"version":1}}"#),
-    )
-    .unwrap();
-    std::fs::write(block.join("index"), b"index").unwrap();
-    std::fs::write(block.join("chunks/000001"), vec![7u8; 4096]).unwrap();
-    let shipper = Shipper::new(bucket.clone());
-    rt.block_on(async {
-        let outcome = shipper.ship_block("team-a", &block).await.unwrap();
-        assert!(
-            matches!(outcome, ShipOutcome::Uploaded { files: 3, .. }),
-            "{outcome:?}"
-        );
-        assert_eq!(
-            shipper.ship_block("team-a", &block).await.unwrap(),
-            ShipOutcome::AlreadyShipped
-        );
-        assert_eq!(bucket.list_tenants().await.unwrap(), ["team-a"]);
-        let blocks = bucket.list_blocks("team-a").await.unwrap();
-        assert_eq!(blocks.len(), 1);
-        assert_eq!((blocks[0].min_time, blocks[0].max_time), (1000, 2000));
-        let chunk = bucket
-            .get_range(&format!("team-a/{ulid}/chunks/000001"), 100..108)
-            .await
-            .unwrap();
-        assert_eq!(chunk, Bytes::from(vec![7u8; 8]));
-    });
+    rt.block_on(testing::ship_and_read_back(&bucket, scratch.path()));
     drop(moto);
 }

@@ -24,6 +24,8 @@
 //!   account_key: ...                        # empty: managed identity / environment
 //!   container_name: blocks
 //!   endpoint_suffix: blob.core.windows.net
+//!   connection_string: ''                   # Mimir's: if set, account, key and endpoint from it
+//!                                           # (e.g. Azurite's), see bucket/azure.rs
 //!   max_retries: 20
 //!   http: {...}                             # as s3.http
 //! ```
@@ -39,6 +41,8 @@ use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
+
+use super::azure::AzureConnection;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::{ClientOptions, ObjectStore, RetryConfig};
@@ -201,6 +205,9 @@ pub struct AzureConfig {
     pub container_name: String,
     /// The account name is prefixed to it to form the host name.
     pub endpoint_suffix: String,
+    /// An Azure storage connection string (Mimir's `connection_string`): when set, the account,
+    /// its key and the blob endpoint come from it, and the three fields above are not used.
+    pub connection_string: Secret,
     /// Retries of a failed request.
     pub max_retries: usize,
     pub http: HttpConfig,
@@ -213,6 +220,7 @@ impl Default for AzureConfig {
             account_key: Secret::default(),
             container_name: String::new(),
             endpoint_suffix: "blob.core.windows.net".into(),
+            connection_string: Secret::default(),
             max_retries: 20,
             http: HttpConfig::default(),
         }
@@ -319,7 +327,11 @@ impl BucketConfig {
             }
             Backend::Azure => {
                 let azure = &self.azure;
-                if azure.account_name.is_empty() {
+                let by_string = !azure.connection_string.is_empty();
+                if by_string {
+                    AzureConnection::parse(azure.connection_string.expose())
+                        .map_err(|e| invalid(key("azure", "connection_string"), e))?;
+                } else if azure.account_name.is_empty() {
                     return Err(invalid(
                         key("azure", "account_name"),
                         "must be set when the backend is azure",
@@ -331,10 +343,12 @@ impl BucketConfig {
                         "must be set when the backend is azure",
                     ));
                 }
-                if azure.endpoint_suffix.is_empty() {
-                    return Err(invalid(key("azure", "endpoint_suffix"), "must be set"));
+                if !by_string {
+                    if azure.endpoint_suffix.is_empty() {
+                        return Err(invalid(key("azure", "endpoint_suffix"), "must be set"));
+                    }
+                    host_without_scheme(key("azure", "endpoint_suffix"), &azure.endpoint_suffix)?;
                 }
-                host_without_scheme(key("azure", "endpoint_suffix"), &azure.endpoint_suffix)?;
             }
         }
         Ok(())
@@ -388,20 +402,31 @@ impl BucketConfig {
             Backend::Azure => {
                 install_tls_provider();
                 let azure = &self.azure;
+                let conn = if azure.connection_string.is_empty() {
+                    AzureConnection {
+                        account: azure.account_name.clone(),
+                        key: Some(azure.account_key.expose().to_string()).filter(|k| !k.is_empty()),
+                        endpoint: format!(
+                            "https://{}.{}",
+                            azure.account_name, azure.endpoint_suffix
+                        ),
+                    }
+                } else {
+                    // Checked by `validate` above.
+                    AzureConnection::parse(azure.connection_string.expose())
+                        .map_err(|e| invalid("blocks_storage.azure.connection_string".into(), e))?
+                };
                 let mut builder = MicrosoftAzureBuilder::new()
-                    .with_account(&azure.account_name)
+                    .with_account(&conn.account)
                     .with_container_name(&azure.container_name)
-                    .with_endpoint(format!(
-                        "https://{}.{}",
-                        azure.account_name, azure.endpoint_suffix
-                    ))
+                    .with_endpoint(conn.endpoint.clone())
                     .with_retry(RetryConfig {
                         max_retries: azure.max_retries,
                         ..RetryConfig::default()
                     })
-                    .with_client_options(client_options(&azure.http, false));
-                if !azure.account_key.is_empty() {
-                    builder = builder.with_access_key(azure.account_key.expose());
+                    .with_client_options(client_options(&azure.http, conn.is_http()));
+                if let Some(k) = &conn.key {
+                    builder = builder.with_access_key(k);
                 }
                 Ok(Arc::new(builder.build().map_err(|e| built("azure", e))?))
             }
@@ -565,6 +590,31 @@ mod tests {
         assert!(
             err.starts_with("ruler_storage.azure.account_name:"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn an_azure_connection_string_replaces_account_and_suffix() {
+        let cfg = parse(
+            "backend: azure\nazure:\n  container_name: blocks\n  endpoint_suffix: ''\n  \
+             connection_string: 'AccountName=a;AccountKey=c2VjcmV0;BlobEndpoint=http://127.0.0.1:1/a'\n",
+        );
+        cfg.validate()
+            .expect("no account_name or endpoint_suffix needed");
+        cfg.build_store()
+            .expect("an http endpoint is allowed for it");
+        let bad = parse(
+            "backend: azure\nazure:\n  container_name: blocks\n  \
+             connection_string: 'AccountKey=c2VjcmV0'\n",
+        );
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("blocks_storage.azure.connection_string: AccountName is missing"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("c2VjcmV0"),
+            "secrets stay out of messages: {err}"
         );
     }
 
