@@ -4,93 +4,30 @@
 //! (installed by `scripts/test-deps.sh`), then `moto_server` on `PATH`. Without it the test is
 //! skipped with a notice, except under `CI=true`, where it fails.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod test_server;
 
 use strata_engine::bucket::{Backend, Bucket, BucketConfig, S3Config, Secret, testing};
 
 const BUCKET: &str = "strata-test";
 
-/// A running moto server, killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_moto_server() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("STRATA_MOTO_SERVER").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    let venv =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-deps/venv/bin/moto_server");
-    if venv.is_file() {
-        return Some(venv);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("moto_server"))
-        .find(|p| p.is_file())
-}
-
-/// Starts moto on a free port and creates the test bucket; `None` (after a notice) if moto is
-/// not installed and this is not CI.
-fn start_moto() -> Option<Moto> {
-    let Some(server) = find_moto_server() else {
-        let msg = "moto_server not found: run scripts/test-deps.sh (or set STRATA_MOTO_SERVER)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("skipping the S3 test: {msg}");
-        return None;
-    };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let child = Command::new(&server)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", server.display()));
-    let moto = Moto { child, port };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let base = format!("http://127.0.0.1:{port}");
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-            && ureq::get(&base).call().is_ok()
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto did not answer on {base} within 30 s"
-        );
-        pause(Duration::from_millis(100));
-    }
-    ureq::put(format!("{base}/{BUCKET}"))
-        .send_empty()
-        .expect("create the test bucket");
-    Some(moto)
-}
-
-#[allow(clippy::disallowed_methods)] // the test's own thread waiting for a child process
-fn pause(d: Duration) {
-    std::thread::sleep(d);
-}
-
 #[test]
 fn s3_backend_conforms_and_ships_blocks() {
-    let Some(moto) = start_moto() else {
+    let Some(server) =
+        test_server::find("STRATA_MOTO_SERVER", "venv/bin/moto_server", "moto_server")
+    else {
         return;
     };
+    let moto = test_server::start(&server, |port| {
+        vec![
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string().into(),
+        ]
+    });
+    ureq::put(format!("http://127.0.0.1:{}/{BUCKET}", moto.port))
+        .send_empty()
+        .expect("create the test bucket");
     let cfg = BucketConfig {
         backend: Backend::S3,
         s3: S3Config {
