@@ -6,6 +6,11 @@
 # CPU time and peak RSS from /proc. Prints a Markdown table and writes the raw numbers to
 # bench/results/ingest-<date>.json. Exits non-zero if a system fails to start or a load has errors.
 #
+# 16 senders by default, so that samples/s is each system's throughput rather than its latency:
+# the load is closed-loop (a sender waits for each answer), and with 4 senders strata served 15-18%
+# less than with 16 even acknowledging before its fsync (bench/peers/wal-cost.sh). A Prometheus
+# sender behaves the same way, adding shards (up to `max_shards`) until it keeps up.
+#
 # usage: bench/peers/ingest.sh [--quick] [--profile node|k8s|tenants] [--hosts N] [--rounds N]
 #                              [--concurrency N] [--batch N]
 #                              [--systems "strata prometheus victoria-metrics"] [--verify]
@@ -26,7 +31,7 @@ RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 PROFILE=${PROFILE:-node}
 HOSTS=${HOSTS:-1000}
 ROUNDS=${ROUNDS:-20}
-CONCURRENCY=${CONCURRENCY:-4}
+CONCURRENCY=${CONCURRENCY:-16}
 BATCH=${BATCH:-2000}
 SYSTEMS=${SYSTEMS:-strata prometheus victoria-metrics}
 SETTLE=${SETTLE:-2s}

@@ -7,7 +7,7 @@
 # A closed-loop load with few senders measures latency as much as throughput: each sender waits
 # for its answer, and a group commit adds the wait for the fsync to every answer. The server's
 # throughput is what it reaches with enough senders to keep it busy; the default sender counts
-# (4, ingest.sh's default, and 16) show both.
+# (4, and ingest.sh's default of 16) show both.
 #
 # Prints a Markdown table (per sender count: each run's samples/s, the medians, the cost
 # 1 - group/relaxed of the medians, and the median CPU per 1M samples) and writes it, with
