@@ -11,7 +11,8 @@
 #
 # Prints a Markdown table (per sender count: each run's samples/s, the medians, the cost
 # 1 - group/relaxed of the medians, and the median CPU per 1M samples) and writes it, with
-# ingest.sh's output, log and raw JSON of every run, under RESULTS_DIR/wal-cost-<date>/.
+# ingest.sh's output, log and raw JSON of every run, under RESULTS_DIR/wal-cost-<date>/runs/
+# (not `raw/`, which .gitignore keeps out for run.sh's large dumps: these are small).
 #
 # usage: bench/peers/wal-cost.sh [--pairs N] [--concurrency "4 16"] [--rounds N] [--hosts N]
 #                                [--no-build]
@@ -59,12 +60,12 @@ if [ "$BUILD" = 1 ]; then
 fi
 
 OUT="$RESULTS_DIR/wal-cost-$(date -u +%Y-%m-%dT%H%M%SZ)"
-mkdir -p "$OUT/raw"
+mkdir -p "$OUT/runs"
 
-# One ingest.sh run of strata alone, its raw JSON under $OUT/raw/<name>/; prints
+# One ingest.sh run of strata alone, its raw JSON under $OUT/runs/<name>/; prints
 # "samples/s cpu-s-per-1M".
 run_once() { # mode concurrency name
-    local mode=$1 c=$2 dir="$OUT/raw/$3" config=$STRATA_CONFIG
+    local mode=$1 c=$2 dir="$OUT/runs/$3" config=$STRATA_CONFIG
     mkdir -p "$dir"
     [ "$mode" = relaxed ] && config=$RELAXED_CONFIG
     STRATA_CONFIG=$config SYSTEMS=strata BUILD=0 INSTALL=0 ROUNDS=$ROUNDS HOSTS=$HOSTS \
