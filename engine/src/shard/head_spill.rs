@@ -118,8 +118,8 @@ impl Shard {
 /// Deletes the shard's `head_chunks` directory (left by an earlier run) and, with
 /// `head_chunks_on_disk`, creates it anew and starts the spill task. Runs on the shard's thread
 /// at start-up, before the WAL replay (which spills as it goes) and before the shard serves
-/// anything (the directory operations are plain syscalls). A directory that cannot be prepared is logged and
-/// leaves the heads in memory.
+/// anything (the directory operations are plain syscalls). A directory that cannot be prepared
+/// is logged and leaves the heads in memory.
 pub fn start(shard: &ShardRef, cfg: &TsdbConfig) {
     let id = shard.borrow().id;
     let dir = head_chunks_dir(&cfg.dir, id);
